@@ -1,0 +1,176 @@
+"""Reading and validating images, and writing files atomically.
+
+Images travel through ssdiff as float tensors in [-1, 1], channels first. Reading is strict:
+anything that is not a complete, decodable image raises :class:`InputError` with a one-line
+message that names the file. Writing never leaves a partial file: data goes to a temporary
+file in the destination folder and is renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class InputError(ValueError):
+    """A problem with something the user gave us (a file, a folder, an option): its message is one line."""
+
+
+def collect_images(inputs: Sequence[str | os.PathLike], warn_skipped: bool = True) -> list[Path]:
+    """Expand files and folders into a sorted list of image files.
+
+    Folders contribute their image files (not recursively); other files in them are skipped
+    with a warning. A missing path, or a folder with no image, is an :class:`InputError`.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            children = sorted(p for p in path.iterdir() if p.is_file())
+            images = [p for p in children if p.suffix.lower() in IMAGE_SUFFIXES]
+            skipped = [p.name for p in children if p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith(".")]
+            if skipped and warn_skipped:
+                warnings.warn(f"{path}: skipping {len(skipped)} non-image file(s): {', '.join(skipped[:5])}", stacklevel=2)
+            if not images:
+                raise InputError(f"{path}: folder contains no image files ({', '.join(IMAGE_SUFFIXES)})")
+            found.extend(images)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return found
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open, fully decode and orient an image as 8-bit RGB.
+
+    EXIF orientation is applied. Grayscale is repeated over three channels. 16-bit images are
+    scaled to 8 bits. Transparent images (RGBA, LA, palette with transparency) are composited
+    onto white, since diffusion priors know nothing of alpha.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now, so a truncated file fails here and not later
+            image = ImageOps.exif_transpose(image)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image file (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(f"{path}: cannot decode image ({error})") from None
+    return _to_rgb8(image)
+
+
+def _to_rgb8(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(np.round(array / peak * 255.0), 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def crop_square(image: Image.Image, top: int | None = None) -> Image.Image:
+    """The largest centred square; ``top`` fixes its vertical offset instead (as for aligned faces)."""
+    width, height = image.size
+    side = min(width, height)
+    left = (width - side) // 2
+    upper = (height - side) // 2 if top is None else min(max(top, 0), height - side)
+    return image.crop((left, upper, left + side, upper + side))
+
+
+def resize(image: Image.Image, size: int | tuple[int, int]) -> Image.Image:
+    """Antialiased resize to ``size`` (an int is a square side; a tuple is (height, width))."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if image.size == (width, height):
+        return image
+    return image.resize((width, height), resample=Image.Resampling.BICUBIC, reducing_gap=None)
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """8-bit RGB image -> float32 tensor 3 x H x W in [-1, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous() / 127.5 - 1.0
+
+
+def tensor_to_uint8(image: torch.Tensor) -> np.ndarray:
+    """Tensor 3 x H x W (or 1 x H x W) in [-1, 1] -> H x W x 3 uint8, rounded as image writers do."""
+    if image.ndim != 3:
+        raise ValueError(f"expected a 3-D image tensor, got shape {tuple(image.shape)}")
+    image = image.detach().float().cpu()
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    array = ((image.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return array.permute(1, 2, 0).numpy()
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    return Image.fromarray(tensor_to_uint8(image), mode="RGB")
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image file as a float32 tensor 3 x H x W in [-1, 1] (see :func:`open_image`)."""
+    return pil_to_tensor(open_image(path))
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it is renamed onto ``target`` in one step.
+
+    On any error the temporary file is removed, so no partial output is ever visible.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        os.replace(temp, target)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def write_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> Path:
+    """Write a tensor in [-1, 1] (3 x H x W) or a PIL image atomically; the format follows the suffix."""
+    path = Path(path)
+    pil = image if isinstance(image, Image.Image) else tensor_to_pil(image)
+    with atomic_path(path) as temp:
+        pil.save(temp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    return path
+
+
+def write_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)
+    return Path(path)
+
+
+def image_grid(images: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
+    """Tile B x 3 x H x W images into one 3 x H' x W' image (white padding), row by row."""
+    count, channels, height, width = images.shape
+    rows = (count + columns - 1) // columns
+    grid = torch.ones(channels, rows * (height + padding) + padding, columns * (width + padding) + padding)
+    for index in range(count):
+        row, col = divmod(index, columns)
+        top, left = padding + row * (height + padding), padding + col * (width + padding)
+        grid[:, top : top + height, left : left + width] = images[index].detach().float().cpu()
+    return grid

@@ -1,0 +1,93 @@
+"""Named configurations: the two public checkpoints ssdiff is built to reproduce, and the built-in prior."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A known network: its format, the reference code's configuration, and where its weights come from."""
+
+    name: str
+    format: str  # "openai" | "ddpm" | "diffusers"
+    config: dict[str, Any]
+    description: str
+    filename: str | None = None  # the public file name users download
+    source: str | None = None  # where users get it
+    num_params: int | None = None
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+
+OPENAI_256_UNCOND = Preset(
+    name="openai-256-uncond",
+    format="openai",
+    config={
+        "image_size": 256, "in_channels": 3, "model_channels": 256, "out_channels": 6,
+        "num_res_blocks": 2, "attention_resolutions": [8, 16, 32], "dropout": 0.0,
+        "channel_mult": [1, 1, 2, 2, 4, 4], "conv_resample": True, "dims": 2,
+        "num_head_channels": 64, "num_heads_upsample": 4,
+        "use_scale_shift_norm": True, "resblock_updown": True, "use_new_attention_order": False,
+    },
+    description="OpenAI guided-diffusion ImageNet 256x256 unconditional (ADM), learned sigma",
+    filename="256x256_diffusion_uncond.pt",
+    source="https://github.com/openai/guided-diffusion (model card: 256x256_diffusion_uncond.pt)",
+    num_params=552_814_086,
+    aliases=("256x256_diffusion_uncond", "imagenet256"),
+)
+
+SDEDIT_CELEBA_HQ_256 = Preset(
+    name="celeba-hq-256",
+    format="ddpm",
+    config={
+        "ch": 128, "out_ch": 3, "ch_mult": [1, 1, 2, 2, 4, 4], "num_res_blocks": 2,
+        "attn_resolutions": [16], "dropout": 0.0, "in_channels": 3, "image_size": 256,
+        "resamp_with_conv": True,
+    },
+    description="DDPM CelebA-HQ 256x256 as released with SDEdit and used by DDRM, DDNM and SSD",
+    filename="celeba_hq.ckpt",
+    source="the SDEdit release (celeba_hq.ckpt), also linked from the DDRM/DDNM/SSD READMEs",
+    num_params=113_673_219,
+    aliases=("celeba_hq", "sdedit-celeba-hq"),
+)
+
+# The built-in prior: a small diffusers UNet2DModel sized for CPU (about 40 ms per 64x64 call
+# on 2 cores); attention only at the two coarsest levels, where it is cheap.
+CELEBA64_UNET_CONFIG: dict[str, Any] = {
+    "sample_size": 64,
+    "in_channels": 3,
+    "out_channels": 3,
+    "block_out_channels": [32, 64, 96, 128],
+    "layers_per_block": 2,
+    "down_block_types": ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
+    "up_block_types": ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
+    "attention_head_dim": 32,
+    "norm_num_groups": 16,
+    "dropout": 0.0,
+}
+
+CELEBA64 = Preset(
+    name="celeba64",
+    format="diffusers",
+    config=CELEBA64_UNET_CONFIG,
+    description="built-in 64x64 face prior trained by ssdiff on CelebA (see docs/model_card_celeba64.md)",
+    aliases=("builtin", "default"),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (CELEBA64, OPENAI_256_UNCOND, SDEDIT_CELEBA_HQ_256)}
+
+
+def find_preset(name: str) -> Preset | None:
+    """The preset called ``name`` (or one of its aliases), else None."""
+    for preset in PRESETS.values():
+        if name == preset.name or name in preset.aliases:
+            return preset
+    return None
+
+
+def builtin_weights_dir() -> Path:
+    """The folder inside the installed package that holds the built-in prior (a diffusers folder)."""
+    return Path(str(resources.files("ssdiff") / "weights"))

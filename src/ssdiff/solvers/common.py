@@ -1,0 +1,80 @@
+"""The pieces every sampler shares, each written once: x0 from epsilon, the DDIM-style move, noise."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+
+class EpsPrior(Protocol):
+    """Anything that maps ``(x_t, t)`` to a noise prediction: a loaded prior, or an analytic one in tests."""
+
+    def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class Restoration:
+    """What a solver returns: the restored images, the network calls made, and per-method extras."""
+
+    image: torch.Tensor
+    nfe: int
+    extras: dict = field(default_factory=dict)
+
+
+def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, clip: bool = True) -> torch.Tensor:
+    """Tweedie's estimate of the clean image, ``x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)`` (DDIM, Eq. 9)."""
+    x0 = (x_t - math.sqrt(1.0 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)
+    return x0.clamp(-1.0, 1.0) if clip else x0
+
+
+def ddim_move(
+    x0: torch.Tensor, eps: torch.Tensor, alpha_bar_to: float, sigma: float, noise: torch.Tensor | None
+) -> torch.Tensor:
+    """Move to the noise level ``alpha_bar_to``: ``sqrt(a) x0 + sqrt(1 - a - sigma^2) eps + sigma z`` (DDIM, Eq. 12).
+
+    The same move serves DDIM generation (``a`` the previous level) and SSD's DA inversion
+    (``a`` the next level, ``sigma^2 = eta * beta``, SSD Eq. 10).
+    """
+    direction = max(1.0 - alpha_bar_to - sigma**2, 0.0)
+    x = math.sqrt(alpha_bar_to) * x0 + math.sqrt(direction) * eps
+    if sigma > 0:
+        x = x + sigma * noise
+    return x
+
+
+def ddim_sigma(alpha_bar_t: float, alpha_bar_prev: float, eta: float) -> float:
+    """The DDIM noise scale ``eta * sqrt((1 - a_prev)/(1 - a_t)) * sqrt(1 - a_t/a_prev)`` (DDIM, Eq. 16)."""
+    return eta * math.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t)) * math.sqrt(1.0 - alpha_bar_t / alpha_bar_prev)
+
+
+def make_generator(seed: int | None, device: torch.device | str) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed`` (a fresh random seed when None)."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    return generator
+
+
+def gaussian_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped like ``x``, drawn from ``generator`` so runs are reproducible."""
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+class CallCounter:
+    """Wraps a prior and counts its calls, so every solver reports NFEs from real network calls."""
+
+    def __init__(self, prior: Callable[[torch.Tensor, int | torch.Tensor], torch.Tensor]):
+        self.prior = prior
+        self.calls = 0
+
+    def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.prior(x_t, t)
+
+    def __getattr__(self, name: str):
+        return getattr(self.prior, name)
