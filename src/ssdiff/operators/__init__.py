@@ -1,0 +1,92 @@
+"""Degradation operators. Every operator has ``A``, ``A_pinv`` and ``project``; build one by name.
+
+>>> op = get_operator("sr_bicubic", image_size=(256, 256), scale=4)
+>>> y = op.A(x); x_back = op.A_pinv(y); x_proj = op.project(x_hat, y)
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from functools import partial
+from typing import Any, Callable
+
+from .base import Identity, LinearOperator, OperatorError
+from .blur import Blur, gaussian_blur, uniform_blur
+from .color import Colorization
+from .cs import WalshHadamardCS
+from .inpaint import Inpainting, center_box_mask
+from .superres import AverageSR, BicubicSR
+from .svd import SeparableOperator
+
+
+def _inpaint(image_size: tuple[int, int] | None = None, mask: Any = "center", box: float = 0.5) -> Inpainting:
+    if isinstance(mask, str) and mask == "center":
+        if image_size is None:
+            raise OperatorError("inpaint: a centre-box mask needs image_size")
+        mask = center_box_mask(*image_size, fraction=box)
+    return Inpainting(mask)
+
+
+def _cs(image_size: tuple[int, int] | None = None, ratio: float = 0.25) -> WalshHadamardCS:
+    if image_size is None:
+        raise OperatorError("cs_walsh_hadamard: needs image_size")
+    return WalshHadamardCS(tuple(image_size), ratio=ratio)
+
+
+# name -> (builder, one-line description). Builders that need the image size take `image_size`.
+OPERATORS: dict[str, tuple[Callable[..., LinearOperator], str]] = {
+    "sr_bicubic": (BicubicSR, "bicubic downsampling by --scale (2, 4, 8, ...), the paper's SR"),
+    "sr_average": (AverageSR, "box-average downsampling by --scale"),
+    "colorization": (Colorization, "grayscale = mean of R, G, B"),
+    "deblur_gauss": (gaussian_blur, "the paper's Gaussian blur (9 taps, sigma 15), as the reference computes it"),
+    "deblur_gauss_full": (partial(gaussian_blur, reference=False), "the same Gaussian blur without the reference's quirks"),
+    "deblur_uniform": (uniform_blur, "DDRM's uniform 9-tap blur, as the reference computes it"),
+    "deblur_uniform_full": (partial(uniform_blur, reference=False), "uniform 9-tap blur without the reference's quirks"),
+    "inpaint": (_inpaint, "missing pixels: --mask FILE (white = known) or a centre box"),
+    "cs_walsh_hadamard": (_cs, "compressed sensing: --ratio of Walsh-Hadamard coefficients kept"),
+    "denoise": (lambda: Identity(), "identity (use with --sigma-y)"),
+}
+
+
+def parse_task(task: str) -> tuple[str, dict[str, Any]]:
+    """``"sr_bicubic4"`` or ``"sr_bicubic_x4"`` -> ``("sr_bicubic", {"scale": 4})``; other names pass through."""
+    match = re.fullmatch(r"(sr_bicubic|sr_average)_?x?(\d+)", task)
+    if match:
+        return match.group(1), {"scale": int(match.group(2))}
+    return task, {}
+
+
+def get_operator(name: str, image_size: tuple[int, int] | int | None = None, **params: Any) -> LinearOperator:
+    """Build the degradation called ``name`` for images of ``image_size`` (H, W).
+
+    ``params`` are the operator's options (``scale``, ``sigma``, ``kernel_size``, ``mask``,
+    ``ratio``, ...). Raises :class:`OperatorError` for unknown names, options or sizes.
+    """
+    base, implied = parse_task(name)
+    if base not in OPERATORS:
+        raise OperatorError(f"unknown task {name!r}; choose from: {', '.join(OPERATORS)}")
+    params = {**implied, **params}
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    builder = OPERATORS[base][0]
+    accepted = inspect.signature(builder).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    if "image_size" in accepted:
+        params["image_size"] = image_size
+    unknown = [key for key in params if key not in accepted and not takes_any]
+    if unknown:
+        raise OperatorError(f"{base}: unknown option(s) {', '.join(unknown)}")
+    try:
+        operator = builder(**params)
+    except TypeError as error:
+        raise OperatorError(f"{base}: {error}") from None
+    if image_size is not None:
+        operator.validate(*image_size)
+    return operator
+
+
+__all__ = [
+    "LinearOperator", "OperatorError", "SeparableOperator", "Identity", "Blur", "BicubicSR", "AverageSR",
+    "Colorization", "Inpainting", "WalshHadamardCS", "OPERATORS", "get_operator", "parse_task", "center_box_mask",
+]

@@ -1,0 +1,73 @@
+"""The interface every degradation shares: ``A``, ``A_pinv`` and the back-projection ``project``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+
+class OperatorError(ValueError):
+    """An operator cannot be built or applied as asked (bad option, incompatible image size)."""
+
+
+class LinearOperator(ABC):
+    """A linear degradation ``y = A x`` of images B x C x H x W in [-1, 1].
+
+    Subclasses implement :meth:`A` and :meth:`A_pinv` (the Moore-Penrose pseudo-inverse, or the
+    truncated one the reference code uses); :meth:`project` is the back-projection that SSD and
+    DDNM apply to every x0 estimate. Operators work at the size of the image they are given and
+    cache whatever they precompute per size, dtype and device.
+    """
+
+    name: str = "operator"
+
+    @abstractmethod
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        """The degradation ``y = A x``."""
+
+    @abstractmethod
+    def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
+        """The pseudo-inverse ``A^+ y``, an image of the size that produced ``y``."""
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Back-projection onto ``{x : A x = y}``: ``x - A^+ A x + A^+ y`` (DDNM Eq. 13, SSD Eq. 12)."""
+        return x + self.A_pinv(y - self.A(x))
+
+    def image_shape(self, y: torch.Tensor) -> tuple[int, int]:
+        """The (H, W) of the image a measurement ``y`` comes from (same as y's unless overridden)."""
+        return tuple(y.shape[-2:])
+
+    def validate(self, height: int, width: int) -> None:
+        """Raise :class:`OperatorError` if this operator cannot act on an H x W image."""
+
+    def check(self, x: torch.Tensor, atol: float = 1e-4) -> dict[str, float]:
+        """Self-check on ``x``: the pseudo-inverse identities' errors, relative to the signal's scale.
+
+        Returns ``{"AApA": max|A A^+ A x - A x|, "ApAAp": max|A^+ A A^+ y - A^+ y|}`` for ``y = A x``;
+        both vanish for an exact pseudo-inverse. Raises :class:`OperatorError` above ``atol``.
+        """
+        y = self.A(x)
+        y_back = self.A_pinv(y)
+        errors = {
+            "AApA": (self.A(y_back) - y).abs().max().item(),
+            "ApAAp": (self.A_pinv(self.A(y_back)) - y_back).abs().max().item(),
+        }
+        if max(errors.values()) > atol:
+            raise OperatorError(f"{self.name}: pseudo-inverse self-check failed: {errors}")
+        return errors
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name})"
+
+
+class Identity(LinearOperator):
+    """``A = I``: plain denoising (with ``sigma_y`` > 0) or unconditional refinement."""
+
+    name = "denoise"
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
+        return y

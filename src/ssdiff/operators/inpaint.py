@@ -1,0 +1,68 @@
+"""Inpainting: keep the pixels where the mask is 1, lose the others."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import LinearOperator, OperatorError
+
+
+def center_box_mask(height: int, width: int, fraction: float = 0.5) -> torch.Tensor:
+    """A mask (H x W, 1 = known) with a centred box of ``fraction`` of each side missing."""
+    mask = torch.ones(height, width)
+    box_h, box_w = round(height * fraction), round(width * fraction)
+    top, left = (height - box_h) // 2, (width - box_w) // 2
+    mask[top : top + box_h, left : left + box_w] = 0
+    return mask
+
+
+def load_mask(path: str | os.PathLike) -> torch.Tensor:
+    """A mask image: white (>= 50% gray) marks known pixels, black the pixels to fill in."""
+    try:
+        with Image.open(path) as image:
+            gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except (OSError, ValueError) as error:
+        raise OperatorError(f"{path}: cannot read mask image ({error})") from None
+    return torch.from_numpy((gray >= 0.5).astype(np.float32))
+
+
+class Inpainting(LinearOperator):
+    """``y = m * x`` with a binary mask ``m`` (1 = known); ``A^+ = A`` since ``m`` is a projection.
+
+    The measurement keeps the image's shape, with zeros where pixels are missing, so one mask
+    or one mask per image (B x 1 x H x W) both work.
+    """
+
+    name = "inpaint"
+
+    def __init__(self, mask: torch.Tensor | np.ndarray | str | os.PathLike):
+        if isinstance(mask, (str, os.PathLike)):
+            mask = load_mask(mask)
+        mask = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask, dtype=torch.float32)
+        if mask.ndim == 2:
+            mask = mask[None, None]
+        elif mask.ndim == 3:
+            mask = mask[:, None] if mask.shape[0] != 1 else mask[None]
+        if mask.ndim != 4 or mask.shape[1] != 1:
+            raise OperatorError(f"inpaint: mask must be H x W, 1 x H x W or B x 1 x H x W, got {tuple(mask.shape)}")
+        self.mask = (mask > 0.5).float()
+
+    def validate(self, height: int, width: int) -> None:
+        if tuple(self.mask.shape[-2:]) != (height, width):
+            raise OperatorError(
+                f"inpaint: mask is {self.mask.shape[-2]}x{self.mask.shape[-1]} but the image is {height}x{width}"
+            )
+
+    def _mask_for(self, x: torch.Tensor) -> torch.Tensor:
+        self.validate(x.shape[-2], x.shape[-1])
+        return self.mask.to(device=x.device, dtype=x.dtype)
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self._mask_for(x)
+
+    def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self._mask_for(y)
