@@ -1,3 +1,15 @@
-"""ssdiff: zero-shot image restoration with pretrained diffusion models (Shortcut Sampling for Diffusion)."""
+"""ssdiff: zero-shot image restoration with pretrained diffusion models (Shortcut Sampling for Diffusion).
+
+>>> import ssdiff
+>>> prior = ssdiff.load_model("celeba64")
+>>> op = ssdiff.get_operator("sr_bicubic", image_size=(64, 64), scale=4)
+>>> res = ssdiff.restore(prior, op, op.A(x), method="ssd", nfe=30, seed=0)
+>>> res.image, res.nfe
+"""
+
+from .models import DiffusionPrior, load_model
+from .operators import get_operator
+from .solvers import Restoration, restore
 
 __version__ = "0.1.0"
+__all__ = ["DiffusionPrior", "Restoration", "get_operator", "load_model", "restore", "__version__"]

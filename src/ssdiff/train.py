@@ -132,7 +132,9 @@ def save_diffusers_folder(model: UNet2DModel, folder: str | Path, dtype: torch.d
     shutil.rmtree(temp, ignore_errors=True)
     copy = UNet2DModel.from_config(model.config)
     copy.load_state_dict(model.state_dict())
-    copy.to(dtype).save_pretrained(temp, safe_serialization=True)
+    if dtype != torch.float32:
+        copy = copy.to(dtype)
+    copy.save_pretrained(temp, safe_serialization=True)
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():

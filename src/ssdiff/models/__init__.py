@@ -1,0 +1,9 @@
+"""Pretrained diffusion networks: presets, converters to diffusers' UNet2DModel, and load_model."""
+
+from .convert import CheckpointError, detect_format
+from .loading import load_model, read_state_dict, resolve_device
+from .presets import PRESETS, find_preset
+from .prior import DiffusionPrior
+
+__all__ = ["CheckpointError", "DiffusionPrior", "PRESETS", "detect_format", "find_preset", "load_model",
+           "read_state_dict", "resolve_device"]

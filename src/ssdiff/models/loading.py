@@ -1,0 +1,223 @@
+"""load_model: open a checkpoint of any supported kind, safely and offline, as a DiffusionPrior.
+
+Sources, in the order they are tried:
+1. a preset name (``celeba64``, the built-in prior shipped in the package; or a public
+   checkpoint's preset, looked up as a file in ``$SSDIFF_HOME`` or ``~/.cache/ssdiff``);
+2. a diffusers folder (``config.json`` + weights, or a pipeline folder with ``unet/``);
+3. a file: ``.safetensors`` (read first, as it cannot hold code) or a PyTorch pickle
+   (``.pt``/``.ckpt``/``.pth``) read with ``weights_only=True``, so that loading never
+   executes code from a checkpoint. Its architecture (OpenAI ADM, DDPM/SDEdit or diffusers)
+   is detected from the key names, its configuration from the shapes (or given as ``config``).
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from diffusers import UNet2DModel
+
+from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
+from .convert import (
+    CheckpointError, check_keys, convert_ddpm, convert_openai, ddpm_unet_config, detect_format,
+    infer_ddpm_config, infer_openai_config, openai_unet_config,
+)
+from .presets import PRESETS, Preset, builtin_weights_dir, find_preset
+from .prior import DiffusionPrior
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+CONTAINER_KEYS = ("state_dict", "model", "ema", "model_state_dict", "net")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None -> CUDA if present, else Apple MPS, else CPU; anything else as given (checked)."""
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CheckpointError("--device mps was asked for, but Apple MPS is not available here")
+    return device
+
+
+def checkpoint_dirs() -> list[Path]:
+    """Where preset checkpoints are looked for: ``$SSDIFF_HOME``, then ``~/.cache/ssdiff``."""
+    dirs = [Path(os.environ["SSDIFF_HOME"])] if os.environ.get("SSDIFF_HOME") else []
+    return dirs + [Path.home() / ".cache" / "ssdiff"]
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, unwrapped from common containers; never executes pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            # mmap keeps multi-GB checkpoints off the heap; only the zip format supports it.
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: refused to load: the file needs code execution to unpickle "
+                              f"(only plain tensors are accepted): {str(error).splitlines()[0]}") from None
+    except Exception as error:  # torch and safetensors raise many types for damaged files
+        raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupted?): {str(error).splitlines()[0]}") from None
+    for key in CONTAINER_KEYS:
+        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
+            state = state[key]
+            break
+    if not isinstance(state, Mapping) or not state:
+        raise CheckpointError(f"{path}: holds no state dict of tensors")
+    tensors = {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
+    if not tensors:
+        raise CheckpointError(f"{path}: holds no tensors")
+    return tensors
+
+
+def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unet_config(fmt: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    return openai_unet_config(config) if fmt == "openai" else ddpm_unet_config(config)
+
+
+def _matching_preset(fmt: str, inferred: Mapping[str, Any]) -> Preset | None:
+    """The preset that builds the same network as the configuration inferred from the weights."""
+    structure = {k: v for k, v in _unet_config(fmt, inferred).items() if k != "sample_size"}
+    for preset in PRESETS.values():
+        if preset.format == fmt:
+            candidate = {k: v for k, v in _unet_config(fmt, preset.config).items() if k != "sample_size"}
+            if candidate == structure:
+                return preset
+    return None
+
+
+def network_from_state_dict(state: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None = None,
+                            origin: str = "checkpoint") -> tuple[UNet2DModel, dict[str, Any]]:
+    """Build the UNet2DModel for a state dict of any supported format; returns it and a description."""
+    fmt = detect_format(state)
+    if fmt == "diffusers":
+        if config is None:
+            raise CheckpointError(f"{origin}: a bare diffusers state dict needs its config (a diffusers folder has one)")
+        unet_config, ref_config, preset = dict(config), dict(config), None
+        converted = dict(state)
+    else:
+        inferred = infer_openai_config(state) if fmt == "openai" else infer_ddpm_config(state)
+        preset = _matching_preset(fmt, inferred)
+        ref_config = dict(config) if config is not None else dict(preset.config) if preset else inferred
+        try:
+            unet_config = _unet_config(fmt, ref_config)
+            converted = (convert_openai if fmt == "openai" else convert_ddpm)(state, ref_config)
+        except (KeyError, CheckpointError) as error:
+            raise CheckpointError(f"{origin}: does not match the {fmt} configuration: {error}") from None
+    try:
+        with torch.device("meta"):
+            network = UNet2DModel(**unet_config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{origin}: invalid network configuration: {error}") from None
+    try:
+        check_keys(network, converted)
+    except CheckpointError as error:
+        raise CheckpointError(f"{origin}: {error}") from None
+    network.load_state_dict(converted, assign=True)
+    info = {"format": fmt, "config": ref_config, "preset": preset.name if preset else None}
+    return network, info
+
+
+def _schedule_from_folder(folder: Path) -> NoiseSchedule:
+    for candidate in (folder / "scheduler_config.json", folder.parent / "scheduler" / "scheduler_config.json"):
+        if candidate.is_file():
+            cfg = json.loads(candidate.read_text())
+            if cfg.get("beta_schedule", "linear") != "linear" or cfg.get("prediction_type", "epsilon") != "epsilon":
+                raise CheckpointError(f"{candidate}: only epsilon-prediction models with linear betas are supported")
+            return NoiseSchedule(cfg.get("num_train_timesteps", 1000), cfg.get("beta_start", 1e-4), cfg.get("beta_end", 2e-2))
+    return DEFAULT_SCHEDULE
+
+
+def _load_diffusers_folder(folder: Path) -> tuple[UNet2DModel, dict[str, Any], NoiseSchedule]:
+    if not (folder / "config.json").is_file() and (folder / "unet" / "config.json").is_file():
+        folder = folder / "unet"
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder}: a model folder needs a config.json (a diffusers UNet2DModel folder)")
+    try:
+        network = UNet2DModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=None)
+    except (OSError, ValueError, EnvironmentError) as error:
+        raise CheckpointError(f"{folder}: cannot load diffusers model: {str(error).splitlines()[0]}") from None
+    info = {"format": "diffusers", "config": dict(network.config), "preset": None}
+    return network, info, _schedule_from_folder(folder)
+
+
+def load_model(source: str | os.PathLike = "celeba64", device: str | torch.device | None = "cpu",
+               config: Mapping[str, Any] | None = None, dtype: torch.dtype = torch.float32) -> DiffusionPrior:
+    """Load a pretrained epsilon-prediction network as a :class:`DiffusionPrior`.
+
+    ``source`` is a preset name (``"celeba64"``, ``"openai-256-uncond"``, ``"celeba-hq-256"``), a
+    diffusers folder, or a checkpoint file (OpenAI guided-diffusion ``.pt``, DDPM/SDEdit
+    ``.ckpt``, or ``.safetensors`` holding either). ``config`` uses the reference code's argument
+    names (see ``golden/model_configs.json``) when the shapes do not determine the network.
+    Never downloads; raises :class:`CheckpointError` with the file and the problem otherwise.
+    """
+    device = resolve_device(device)
+    if dtype == torch.float16 and device.type == "cpu":
+        raise CheckpointError("float16 is only supported on GPUs; use float32 on the CPU")
+    schedule = DEFAULT_SCHEDULE
+    text = str(source)
+    preset = find_preset(text) if not Path(text).exists() else None
+    if preset is not None and preset.format == "diffusers":
+        folder = builtin_weights_dir()
+        network, info, schedule = _load_diffusers_folder(folder)
+        info["preset"], path = preset.name, folder
+    else:
+        if preset is not None:
+            path = _find_preset_file(preset)
+            config = config or preset.config
+        else:
+            path = Path(text)
+        if path.is_dir():
+            network, info, schedule = _load_diffusers_folder(path)
+        elif path.is_file():
+            network, info = network_from_state_dict(read_state_dict(path), config, origin=str(path))
+        else:
+            known = ", ".join(PRESETS)
+            raise CheckpointError(f"{source}: no such file or folder, and not a preset ({known})")
+    network = network.to(device=device).eval().requires_grad_(False)
+    if network.dtype != dtype:  # only cast when needed: diffusers warns on every dtype cast
+        network = network.to(dtype=dtype)
+    cfg = network.config
+    out_channels, in_channels = cfg.out_channels, cfg.in_channels
+    image_size = info["config"].get("image_size") or cfg.sample_size
+    info.update(source=str(path), num_params=sum(p.numel() for p in network.parameters()))
+    return DiffusionPrior(network=network, image_size=image_size, schedule=schedule,
+                          eps_channels=in_channels if out_channels >= in_channels else out_channels,
+                          name=info.get("preset") or Path(str(path)).name, info=info)
+
+
+def _find_preset_file(preset: Preset) -> Path:
+    for folder in checkpoint_dirs():
+        candidate = folder / preset.filename
+        if candidate.is_file():
+            return candidate
+    places = " or ".join(str(d) for d in checkpoint_dirs())
+    raise CheckpointError(
+        f"preset {preset.name!r} needs the file {preset.filename}, which ssdiff does not download: get it from "
+        f"{preset.source}, then pass its path, or put it in {places}"
+    )
