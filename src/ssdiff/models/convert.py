@@ -26,6 +26,14 @@ import torch
 StateDict = dict[str, torch.Tensor]
 
 
+class ConvertedState(dict):
+    """A converted state dict that remembers, for every diffusers key, the source key it comes from."""
+
+    def __init__(self, tensors: StateDict, origin: dict[str, str]):
+        super().__init__(tensors)
+        self.origin = origin
+
+
 class CheckpointError(ValueError):
     """A checkpoint does not match the architecture it is loaded as."""
 
@@ -218,6 +226,7 @@ class _Converter:
         self.source = source
         self.target: StateDict = {}
         self.used: set[str] = set()
+        self.origin: dict[str, str] = {}  # diffusers key -> source key, also for absent sources
 
     def take(self, key: str) -> torch.Tensor:
         if key not in self.source:
@@ -236,8 +245,10 @@ class _Converter:
         for old, new in names.items():
             for leaf in ("weight", "bias"):
                 key = ".".join(p for p in (src, old, leaf) if p)
+                target = ".".join(p for p in (dst, new, leaf) if p)
+                self.origin[target] = key
                 if key in self.source:
-                    self.put(".".join(p for p in (dst, new, leaf) if p), self.take(key))
+                    self.put(target, self.take(key))
 
     def split_qkv(self, src: str, dst: str, head_dim: int, legacy: bool) -> None:
         """ADM's fused qkv -> to_q, to_k, to_v. Legacy order interleaves per head: [q_h, k_h, v_h] blocks."""
@@ -249,6 +260,7 @@ class _Converter:
             else:
                 parts = fused.reshape(3, channels, *fused.shape[1:]).unbind(0)
             for name, part in zip(("to_q", "to_k", "to_v"), parts):
+                self.origin[f"{dst}.{name}.{leaf}"] = f"{src}.qkv.{leaf}"
                 self.put(f"{dst}.{name}.{leaf}", part.reshape(channels, *fused.shape[1:]))
 
     def unused(self) -> list[str]:
@@ -330,15 +342,19 @@ def _finish(converter: _Converter) -> StateDict:
     unused = converter.unused()
     if unused:
         raise CheckpointError(f"checkpoint has {len(unused)} unexpected key(s) for this architecture: {_format_keys(unused)}")
-    return converter.target
+    return ConvertedState(converter.target, converter.origin)
 
 
 def check_keys(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Raise :class:`CheckpointError` naming missing/unexpected keys and shape mismatches."""
+    """Raise :class:`CheckpointError` naming missing/unexpected keys and shape mismatches.
+
+    Keys are named as the checkpoint names them when the state dict was converted.
+    """
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
+    origin = getattr(state_dict, "origin", {})
+    missing = sorted(origin.get(k, k) for k in set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
-    wrong = [f"{k} {tuple(state_dict[k].shape)} != {tuple(expected[k].shape)}"
+    wrong = [f"{origin.get(k, k)} {tuple(state_dict[k].shape)} != {tuple(expected[k].shape)}"
              for k in sorted(set(expected) & set(state_dict)) if state_dict[k].shape != expected[k].shape]
     problems = []
     if missing:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
@@ -48,9 +49,22 @@ class DiffusionPrior:
         self.network.to(device=device, dtype=dtype)
         return self
 
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this for the network's down/up-sampling to line up."""
+        levels = len(getattr(self.network.config, "block_out_channels", (0,)))
+        return 2 ** (levels - 1)
+
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
+        height, width = x_t.shape[-2:]
+        # Sides the network cannot take are reflect-padded up to a multiple and the noise
+        # prediction cropped back: a reflected noisy image is still a plausible noisy image.
+        pad_h, pad_w = -height % self.size_multiple, -width % self.size_multiple
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x_t = F.pad(x_t, (0, pad_w, 0, pad_h), mode=mode)
         out = self.network(x_t.to(self.dtype), t.to(x_t.device))
         out = getattr(out, "sample", out)  # diffusers returns an output object
-        return out[:, : self.eps_channels].to(x_t.dtype)
+        return out[:, : self.eps_channels, :height, :width].to(x_t.dtype)

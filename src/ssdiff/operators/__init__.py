@@ -57,6 +57,14 @@ def parse_task(task: str) -> tuple[str, dict[str, Any]]:
     return task, {}
 
 
+def task_scale(task: str, params: dict[str, Any] | None = None) -> int:
+    """How many times larger the image is than its measurement, per side (1 except for SR)."""
+    base, implied = parse_task(task)
+    if not base.startswith("sr_"):
+        return 1
+    return int({**implied, **(params or {})}.get("scale", 4))
+
+
 def get_operator(name: str, image_size: tuple[int, int] | int | None = None, **params: Any) -> LinearOperator:
     """Build the degradation called ``name`` for images of ``image_size`` (H, W).
 
@@ -88,5 +96,5 @@ def get_operator(name: str, image_size: tuple[int, int] | int | None = None, **p
 
 __all__ = [
     "LinearOperator", "OperatorError", "SeparableOperator", "Identity", "Blur", "BicubicSR", "AverageSR",
-    "Colorization", "Inpainting", "WalshHadamardCS", "OPERATORS", "get_operator", "parse_task", "center_box_mask",
+    "Colorization", "Inpainting", "WalshHadamardCS", "OPERATORS", "get_operator", "parse_task", "task_scale", "center_box_mask",
 ]
