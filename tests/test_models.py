@@ -66,6 +66,7 @@ def test_missing_and_unexpected_keys_are_named(golden, model_configs):
         network_from_state_dict(state, model_configs["ddpm_model_small"])
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickles_that_run_code_are_refused(tmp_path):
     class Evil:
         def __reduce__(self):

@@ -167,7 +167,7 @@ class Trainer:
         if self.state_path.exists():
             self._load_state()
         elif config.init:
-            warm = UNet2DModel.from_pretrained(config.init).float()
+            warm = UNet2DModel.from_pretrained(config.init, low_cpu_mem_usage=False).float()
             self.model.load_state_dict(warm.state_dict())
             self.ema.load_state_dict(warm.state_dict())
         self._trim_log()

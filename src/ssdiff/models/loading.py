@@ -159,7 +159,7 @@ def _load_diffusers_folder(folder: Path) -> tuple[UNet2DModel, dict[str, Any], N
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{folder}: a model folder needs a config.json (a diffusers UNet2DModel folder)")
     try:
-        network = UNet2DModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=None)
+        network = UNet2DModel.from_pretrained(str(folder), local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError, EnvironmentError) as error:
         raise CheckpointError(f"{folder}: cannot load diffusers model: {str(error).splitlines()[0]}") from None
     info = {"format": "diffusers", "config": dict(network.config), "preset": None}
