@@ -138,3 +138,18 @@ def test_bad_options_raise_clear_errors(task, options, size, message):
 def test_task_names_with_scale():
     assert get_operator("sr_bicubic8").name == "sr_bicubic_x8"
     assert get_operator("sr_average_x2").name == "sr_average_x2"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_svd_view_reconstructs_the_operator(case):
+    """V is orthonormal, and A^+ A = V diag(s > 0) V^T: the SVD view agrees with A and A_pinv."""
+    task, options, size = case
+    op = get_operator(task, image_size=size, **options)
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2 - 1
+    z = op.Vt(x)
+    assert z.shape == x.shape
+    assert torch.allclose(op.V(z), x, atol=1e-10)
+    assert torch.allclose(z.norm(), x.norm())
+    s = op.singular_map(x).expand_as(x)
+    assert torch.allclose(op.Vt(op.A_pinv(op.A(x))), torch.where(s > 0, z, torch.zeros_like(z)), atol=1e-8)
+    assert torch.allclose(op.A(x).norm(), (s * z).norm())  # U is orthonormal: |A x| = |S V^T x|

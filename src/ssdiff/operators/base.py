@@ -41,6 +41,23 @@ class LinearOperator(ABC):
     def validate(self, height: int, width: int) -> None:
         """Raise :class:`OperatorError` if this operator cannot act on an H x W image."""
 
+    # ---- SVD view, ``A = U diag(s) V^T``: what DDRM and noise-aware DDNM+ work in ----------------
+    # ``Vt`` maps an image to its coefficients in the orthonormal basis V (same shape as the
+    # image), ``V`` maps back, and ``singular_map`` gives each coefficient's singular value (zero
+    # for the null space). ``V^T A^+ y`` are then the measured coefficients divided by ``s``.
+
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        """Coefficients ``V^T x`` of an image in the right-singular basis (same shape as ``x``)."""
+        raise NotImplementedError(f"{self.name} has no SVD view")
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        """The image ``V z`` of coefficients ``z``."""
+        raise NotImplementedError(f"{self.name} has no SVD view")
+
+    def singular_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Singular value of every coefficient of ``Vt(x)``, broadcastable to ``x``'s shape."""
+        raise NotImplementedError(f"{self.name} has no SVD view")
+
     def check(self, x: torch.Tensor, atol: float = 1e-4) -> dict[str, float]:
         """Self-check on ``x``: the pseudo-inverse identities' errors, relative to the signal's scale.
 
@@ -71,3 +88,12 @@ class Identity(LinearOperator):
 
     def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
         return y
+
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    def singular_map(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(x[:1])

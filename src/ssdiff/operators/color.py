@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import LinearOperator, OperatorError
+
+
+def _color_basis() -> torch.Tensor:
+    """An orthonormal 3 x 3 basis whose first row is the gray direction (1, 1, 1) / sqrt(3)."""
+    gray = torch.full((3,), 1 / math.sqrt(3), dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.stack([gray, torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64),
+                                        torch.tensor([1.0, 1.0, -2.0], dtype=torch.float64)], dim=1))
+    basis = q.T
+    return basis * torch.sign(basis[0, 0])
 
 
 class Colorization(LinearOperator):
@@ -22,3 +33,13 @@ class Colorization(LinearOperator):
 
     def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
         return y.expand(*y.shape[:-3], 3, *y.shape[-2:]).contiguous()
+
+    # SVD view: per pixel, A = (1/sqrt(3)) e_1^T Q with Q's first row the gray direction.
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ij,...jhw->...ihw", _color_basis().to(x), x)
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ji,...jhw->...ihw", _color_basis().to(z), z)
+
+    def singular_map(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([1 / math.sqrt(3), 0.0, 0.0], dtype=x.dtype, device=x.device).view(3, 1, 1)

@@ -65,3 +65,15 @@ class WalshHadamardCS(LinearOperator):
 
     def image_shape(self, y: torch.Tensor) -> tuple[int, int]:
         return self.height, self.width
+
+    # SVD view: V = H (symmetric, orthonormal), the kept coefficients have singular value 1.
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        return fwht(x.flatten(-2)).reshape(x.shape)
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        return fwht(z.flatten(-2)).reshape(z.shape)
+
+    def singular_map(self, x: torch.Tensor) -> torch.Tensor:
+        kept = torch.zeros(self.height * self.width, dtype=x.dtype, device=x.device)
+        kept[self.kept.to(x.device)] = 1.0
+        return kept.view(1, self.height, self.width)

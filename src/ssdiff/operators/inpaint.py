@@ -66,3 +66,12 @@ class Inpainting(LinearOperator):
 
     def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
         return y * self._mask_for(y)
+
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    def singular_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self._mask_for(x)

@@ -98,6 +98,29 @@ class SeparableOperator(LinearOperator):
                 f"{self.name}: image size {height}x{width} is not a multiple of the scale {self.scale}"
             )
 
+    def spectral_factors(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """(full V_h, full V_w, singular map C' x H x W) for the SVD view, cached like :meth:`factors`."""
+        key = ("spectral", height, width, dtype, device)
+        if key not in self._factors:
+            svd_h, svd_w = self.axis_svds(height, width)
+            S = self.spectrum(svd_h, svd_w)
+            full = np.zeros((S.shape[0], height, width))
+            full[:, : S.shape[1], : S.shape[2]] = S
+            self._factors[key] = tuple(torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+                                       for a in (svd_h.V, svd_w.V, full))
+        return self._factors[key]
+
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        V_h, V_w, _ = self.spectral_factors(x.shape[-2], x.shape[-1], x.dtype, x.device)
+        return V_h.T @ x @ V_w
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        V_h, V_w, _ = self.spectral_factors(z.shape[-2], z.shape[-1], z.dtype, z.device)
+        return V_h @ z @ V_w.T
+
+    def singular_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spectral_factors(x.shape[-2], x.shape[-1], x.dtype, x.device)[2]
+
     def A(self, x: torch.Tensor) -> torch.Tensor:
         U_h, V_h, U_w, V_w, S, _ = self.factors(x.shape[-2], x.shape[-1], x.dtype, x.device)
         return U_h @ (S * (V_h.T @ x @ V_w)) @ U_w.T
