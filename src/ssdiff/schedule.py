@@ -76,3 +76,19 @@ def respaced_betas(alpha_bar: np.ndarray, steps: list[int]) -> np.ndarray:
     """Betas of the respaced chain: ``beta_k = 1 - alpha_bar[s_k] / alpha_bar[s_{k-1}]`` (DDIM, Eq. 16 setting)."""
     previous = np.concatenate([[1.0], alpha_bar[steps[:-1]]])
     return 1.0 - alpha_bar[steps] / previous
+
+
+def leading_steps(count: int, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> list[int]:
+    """``count`` steps ``0, T/count, 2T/count, ...`` (floored), ascending: DDRM's and DDNM's spacing.
+
+    For ``count`` dividing 1000 this is exactly their ``range(0, 1000, 1000 // count)``.
+    """
+    if not 1 <= count <= num_train_timesteps:
+        raise ValueError(f"need between 1 and {num_train_timesteps} steps, got {count}")
+    return [i * num_train_timesteps // count for i in range(count)]
+
+
+def descending_pairs(steps: list[int]) -> list[tuple[int, int]]:
+    """``(t, t_prev)`` from the last step down, ``t_prev = -1`` (the clean image) at the end."""
+    previous = [-1] + list(steps[:-1])
+    return list(zip(reversed(steps), reversed(previous)))

@@ -9,6 +9,11 @@ import torch
 
 from ..operators import LinearOperator
 from .common import EpsPrior, Restoration
+from .ddnm import ddnm
+from .ddrm import ddrm
+from .dps import dps
+from .pigdm import pigdm
+from .red_diff import red_diff
 from .ssd import split_budget, ssd
 
 # Per-task SSD defaults from the paper (Sec. 5.1): SR and deblurring t0=550, eta=0.4;
@@ -47,6 +52,11 @@ METHODS: dict[str, tuple[Callable[..., Restoration], str]] = {
     "ddim-inversion": (_ssd_variant(eta=0.0), "ablation: plain DDIM inversion (eta = 0) instead of DA inversion"),
     "sdedit": (_ssd_variant(inversion="sdedit"), "ablation: noise A+y to t0 with q(x_t0|x0) (CCDF/SDEdit start)"),
     "ssd-noproj": (_ssd_variant(back_projection=False), "ablation: SSD without back-projection"),
+    "ddnm": (ddnm, "DDNM (Wang et al. 2023): null-space refinement from pure noise; DDNM+ with sigma_y > 0"),
+    "ddrm": (ddrm, "DDRM (Kawar et al. 2022): sampling in the operator's SVD space, eta 0.85, eta_b 1"),
+    "dps": (dps, "DPS (Chung et al. 2023): gradient of |y - A x0| through the network (2 passes per step)"),
+    "pigdm": (pigdm, "PiGDM (Song et al. 2023): pseudo-inverse guidance through the network"),
+    "red-diff": (red_diff, "RED-diff (Mardani et al. 2024): Adam over x with an SNR-weighted denoiser regulariser"),
 }
 
 

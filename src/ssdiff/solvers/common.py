@@ -50,6 +50,14 @@ def ddim_sigma(alpha_bar_t: float, alpha_bar_prev: float, eta: float) -> float:
     return eta * math.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t)) * math.sqrt(1.0 - alpha_bar_t / alpha_bar_prev)
 
 
+def ddpm_posterior(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar_t: float, alpha_bar_prev: float) -> tuple[torch.Tensor, float]:
+    """Mean and std of ``q(x_prev | x_t, x0)`` between two (possibly respaced) levels (DDPM, Eqs. 6-7)."""
+    alpha = alpha_bar_t / alpha_bar_prev
+    beta = 1.0 - alpha
+    mean = (math.sqrt(alpha_bar_prev) * beta / (1 - alpha_bar_t)) * x0 + (math.sqrt(alpha) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)) * x_t
+    return mean, math.sqrt(beta * (1 - alpha_bar_prev) / (1 - alpha_bar_t))
+
+
 def make_generator(seed: int | None, device: torch.device | str) -> torch.Generator:
     """A generator on ``device`` seeded with ``seed`` (a fresh random seed when None)."""
     generator = torch.Generator(device=device)

@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from ssdiff import get_operator, restore
+from ssdiff.solvers import METHODS
+
+from test_ssd import GaussianPrior
+
+BASELINES = ["ddnm", "ddrm", "dps", "pigdm", "red-diff"]
+EXPECTED_CALLS = {"ssd": 9, "ssd+": 9, "ddim-inversion": 9, "sdedit": 8, "ssd-noproj": 9}  # nfe=10: Nf=2, Nb=8
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_on_a_real_network(tiny_ddpm, images, method):
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
+    y = op.A(images)
+    first = restore(tiny_ddpm, op, y, method=method, nfe=10, seed=1)
+    assert first.image.shape == images.shape and torch.isfinite(first.image).all()
+    assert first.nfe == EXPECTED_CALLS.get(method, 10)
+    again = restore(tiny_ddpm, op, y, method=method, nfe=10, seed=1)
+    assert torch.equal(first.image, again.image)
+    other = restore(tiny_ddpm, op, y, method=method, nfe=10, seed=2)
+    assert not torch.equal(first.image, other.image)
+
+
+@pytest.mark.parametrize("method,options", [("ddnm", {"eta": 0.0}), ("pigdm", {}), ("ssd", {"eta": 0.0, "ddim_eta": 0.0})])
+def test_batch_elements_do_not_interact(method, options):
+    # Deterministic after the first draw, whose first half is the same for a batch of one:
+    # the first image must come out the same alone and in a batch.
+    op = get_operator("sr_bicubic", image_size=(16, 16), scale=2)
+    truth = 0.2 + 0.3 * torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    both = restore(GaussianPrior(), op, op.A(truth), method=method, nfe=8, seed=0, **options).image
+    alone = restore(GaussianPrior(), op, op.A(truth[:1]), method=method, nfe=8, seed=0, **options).image
+    assert torch.allclose(both[:1], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("method,tolerance", [("ddnm", 1e-4), ("ssd", 1e-4), ("ddrm", 0.02), ("pigdm", 0.05)])
+@pytest.mark.parametrize("task,options", [("sr_bicubic", {"scale": 4}), ("colorization", {}), ("deblur_gauss", {})])
+def test_projection_methods_agree_with_y(method, tolerance, task, options):
+    truth = (0.2 + 0.3 * torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))).clamp(-1, 1)
+    op = get_operator(task, image_size=(32, 32), **options)
+    y = op.A(truth)
+    result = restore(GaussianPrior(), op, y, method=method, nfe=20, seed=0)
+    assert (op.A(result.image) - y).abs().mean() < tolerance
+
+
+def test_dps_gradients_flow_through_the_network(tiny_ddpm, images):
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
+    y = op.A(images)
+    guided = restore(tiny_ddpm, op, y, method="dps", nfe=6, seed=0)
+    unguided = restore(tiny_ddpm, op, y, method="dps", nfe=6, seed=0, zeta=0.0)
+    assert guided.extras["backward_passes"] == 6
+    assert (guided.image - unguided.image).abs().max() > 1e-3
+
+
+def test_dps_reduces_the_measurement_error():
+    truth = (0.2 + 0.3 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))).clamp(-1, 1)
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
+    y = op.A(truth)
+    error = lambda zeta: (op.A(restore(GaussianPrior(), op, y, method="dps", nfe=50, zeta=zeta).image) - y).abs().mean()
+    assert error(3.0) < 0.6 * error(0.0)  # few steps: DPS needs a large step to pull toward y
+
+
+def test_ddnm_plus_beats_ddnm_on_noisy_measurements():
+    truth = (0.2 + 0.3 * torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(6))).clamp(-1, 1)
+    op = get_operator("sr_average", image_size=(32, 32), scale=2)
+    sigma_y = 0.5
+    y = op.A(truth) + sigma_y * torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(7))
+    mse = lambda **kw: ((restore(GaussianPrior(), op, y, method="ddnm", nfe=50, seed=0, **kw).image - truth) ** 2).mean()
+    assert mse(sigma_y=sigma_y) < 0.6 * mse()  # plain DDNM copies the noise of y into x
+
+
+def test_ddrm_uses_the_noise_level():
+    truth = (0.2 + 0.3 * torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(8))).clamp(-1, 1)
+    op = get_operator("deblur_gauss_full", image_size=(32, 32))
+    sigma_y = 0.1
+    y = op.A(truth) + sigma_y * torch.randn(op.A(truth).shape, generator=torch.Generator().manual_seed(9))
+    mse = lambda **kw: ((restore(GaussianPrior(), op, y, method="ddrm", nfe=20, seed=0, **kw).image - truth) ** 2).mean()
+    assert mse(sigma_y=sigma_y) < mse()
+
+
+def test_red_diff_moves_toward_the_measurement():
+    truth = (0.2 + 0.3 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(10))).clamp(-1, 1)
+    op = get_operator("inpaint", image_size=(32, 32))
+    y = op.A(truth)
+    result = restore(GaussianPrior(), op, y, method="red-diff", nfe=50, seed=0)
+    hole = op.mask[0, 0] == 0
+    assert abs(result.image[0][:, hole].mean().item() - 0.2) < abs(0 - 0.2)  # filled toward the prior mean
+    assert (op.A(result.image) - y).abs().mean() < 0.05
