@@ -7,7 +7,7 @@ from ssdiff.solvers import METHODS
 from test_ssd import GaussianPrior
 
 BASELINES = ["ddnm", "ddrm", "dps", "pigdm", "red-diff"]
-EXPECTED_CALLS = {"ssd": 9, "ssd+": 9, "ddim-inversion": 9, "sdedit": 8, "ssd-noproj": 9}  # nfe=10: Nf=2, Nb=8
+EXPECTED_CALLS = {"ssd": 9, "ssd+": 9, "ssd-attn": 9, "ddim-inversion": 9, "sdedit": 8, "ssd-noproj": 9}  # nfe=10: Nf=2, Nb=8
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -87,3 +87,25 @@ def test_red_diff_moves_toward_the_measurement():
     hole = op.mask[0, 0] == 0
     assert abs(result.image[0][:, hole].mean().item() - 0.2) < abs(0 - 0.2)  # filled toward the prior mean
     assert (op.A(result.image) - y).abs().mean() < 0.05
+
+
+def test_attention_injection_replaces_decoder_maps(tiny_ddpm, images):
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
+    y = op.A(images)
+    plain = restore(tiny_ddpm, op, y, method="ssd", nfe=30, seed=0)
+    injected = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=30, seed=0)
+    # 4 inversion steps (t = 0, 137, 274, 412) are evaluated and all appear among the generation
+    # steps; the tiny network has 3 decoder attention layers (one level, num_res_blocks + 1).
+    assert injected.extras["injected_maps"] == 4 * 3
+    assert injected.nfe == plain.nfe == 29
+    assert (injected.image - plain.image).abs().max() > 1e-4
+    only_first = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=30, seed=0, inject_steps=[1])
+    assert only_first.extras["injected_maps"] == 3
+    # processors are restored afterwards: a plain run is unchanged
+    assert torch.equal(restore(tiny_ddpm, op, y, method="ssd", nfe=30, seed=0).image, plain.image)
+
+
+def test_attention_injection_needs_a_network():
+    op = get_operator("colorization")
+    with pytest.raises(ValueError, match="diffusers network"):
+        restore(GaussianPrior(), op, torch.zeros(1, 1, 8, 8), method="ssd-attn", nfe=10)

@@ -12,6 +12,7 @@ from .common import EpsPrior, Restoration
 from .ddnm import ddnm
 from .ddrm import ddrm
 from .dps import dps
+from .injection import AttentionInjector
 from .pigdm import pigdm
 from .red_diff import red_diff
 from .ssd import split_budget, ssd
@@ -45,6 +46,18 @@ def _ssd_variant(**fixed: Any) -> Callable[..., Restoration]:
     return run
 
 
+def ssd_attention_injection(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, inject_layers: str = "up",
+                            inject_steps: list[int] | None = None, **kwargs: Any) -> Restoration:
+    """SSD with attention injection: maps stored at the inversion steps replace the generation's
+    maps at the same time steps (``inject_layers``: up, mid, decoder, down, all; ``inject_steps``:
+    indices of the inversion steps whose maps are used, default all)."""
+    injector = AttentionInjector(getattr(prior, "network", None), inject_layers, inject_steps)
+    with injector.attached():
+        result = ssd(prior, operator, y, hook=injector.hook, **{**task_defaults(operator), **kwargs})
+    result.extras.update(injected_maps=injector.injected, inject_layers=inject_layers, inject_steps=inject_steps)
+    return result
+
+
 # method -> (solver, description)
 METHODS: dict[str, tuple[Callable[..., Restoration], str]] = {
     "ssd": (_ssd_variant(), "Shortcut Sampling: DA inversion to t0, then generation with back-projection"),
@@ -52,6 +65,7 @@ METHODS: dict[str, tuple[Callable[..., Restoration], str]] = {
     "ddim-inversion": (_ssd_variant(eta=0.0), "ablation: plain DDIM inversion (eta = 0) instead of DA inversion"),
     "sdedit": (_ssd_variant(inversion="sdedit"), "ablation: noise A+y to t0 with q(x_t0|x0) (CCDF/SDEdit start)"),
     "ssd-noproj": (_ssd_variant(back_projection=False), "ablation: SSD without back-projection"),
+    "ssd-attn": (ssd_attention_injection, "SSD with attention injection from the inversion (the paper's first version)"),
     "ddnm": (ddnm, "DDNM (Wang et al. 2023): null-space refinement from pure noise; DDNM+ with sigma_y > 0"),
     "ddrm": (ddrm, "DDRM (Kawar et al. 2022): sampling in the operator's SVD space, eta 0.85, eta_b 1"),
     "dps": (dps, "DPS (Chung et al. 2023): gradient of |y - A x0| through the network (2 passes per step)"),
