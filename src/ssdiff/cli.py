@@ -139,6 +139,59 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_bench_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="compare methods x NFEs x tasks on an image folder (the paper's tables and plots)",
+        description="Degrade every image of DATA for every task, restore it with every method at every NFE budget, "
+        "and write per-image results (resumable), results.csv/json, table.md (rows method@NFE, columns task x metric, "
+        "best in bold), plots of PSNR and SWD against NFE, sweep plots and sample grids to OUT. Run under "
+        "'torchrun --nproc-per-node K -m ssdiff bench ...' to split the images across K processes.",
+    )
+    p.add_argument("--data", required=True, help="folder of clean images (centre-cropped and resized to the model's size)")
+    p.add_argument("--out", required=True, help="output folder; rerunning the same command resumes")
+    p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
+    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+    p.add_argument("--tasks", default="sr_bicubic4,sr_bicubic8,colorization,deblur_gauss",
+                   help="comma-separated tasks; SR as sr_bicubic4, sr_bicubic8, sr_average2, ...")
+    p.add_argument("--methods", default="pinv,bicubic,ssd,ssd+,ddnm,ddrm,dps,pigdm,red-diff",
+                   help="comma-separated: pinv, bicubic (no network), ssd, ssd+, ssd-attn, ddim-inversion, sdedit, "
+                   "ssd-noproj, ddnm, ddrm, dps, pigdm, red-diff")
+    p.add_argument("--nfe", default="30,100", help="comma-separated NFE budgets")
+    p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="an SSD sweep (repeatable): eta=..., t0=..., ddim_eta=..., stop_consistency_t=... (SSD+), "
+                   "inject_steps=all,0,1,... (ssd-attn)")
+    p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces")
+    p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
+    p.add_argument("--samples", type=int, default=4, help="images shown in each task's sample grid")
+    p.add_argument("--lpips-weights", help="a local LPIPS state dict (the LPIPS column is skipped without one)")
+    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.set_defaults(func=run_bench_command)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    from .bench import BenchConfig, parse_sweep, run_bench
+
+    try:
+        nfes = [int(v) for v in args.nfe.split(",") if v]
+        for sweep in args.sweep:
+            parse_sweep(sweep)
+    except ValueError as error:
+        raise InputError(f"bench: {error}") from None
+    config = BenchConfig(
+        data=args.data, out=args.out, model=args.model, model_config=read_config(args.config),
+        tasks=[t for t in args.tasks.split(",") if t], methods=[m for m in args.methods.split(",") if m], nfes=nfes,
+        sweeps=args.sweep, limit=args.limit, subset=args.subset, crop_top=args.crop_top, seed=args.seed,
+        samples=args.samples, device=args.device, lpips_weights=args.lpips_weights,
+    )
+    table = run_bench(config)
+    if table is not None:
+        print(table.read_text())
+        print(f"wrote {table} and the results, plots and samples beside it")
+    return 0
+
+
 def read_config(path: str | None) -> dict | None:
     if not path:
         return None
@@ -260,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(subparsers)
     add_restore_parser(subparsers)
     add_degrade_parser(subparsers)
+    add_bench_parser(subparsers)
     add_train_parser(subparsers)
     return parser
 

@@ -29,3 +29,97 @@ def consistency(operator, restored: torch.Tensor, y: torch.Tensor) -> float:
 def per_image(fn, restored: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
     """Apply an image metric to every pair of a batch."""
     return np.array([fn(r, t) for r, t in zip(restored, truth)])
+
+
+# ---- Sliced Wasserstein distance (Karras et al. 2018, "Progressive growing of GANs", Sec. 5) ----
+
+def _gaussian_blur(images: torch.Tensor) -> torch.Tensor:
+    kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=images.dtype, device=images.device)
+    kernel = torch.outer(kernel, kernel) / 256.0
+    channels = images.shape[1]
+    weight = kernel.expand(channels, 1, 5, 5)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (2, 2, 2, 2), mode="reflect"), weight, groups=channels)
+
+
+def laplacian_pyramid(images: torch.Tensor, min_size: int = 16) -> list[torch.Tensor]:
+    """Band-pass levels, finest first, down to ``min_size`` (the last level is the low-pass residual)."""
+    levels, current = [], images
+    while current.shape[-1] // 2 >= min_size and current.shape[-2] // 2 >= min_size:
+        smaller = _gaussian_blur(current)[..., ::2, ::2]
+        upsampled = torch.zeros_like(current)
+        upsampled[..., ::2, ::2] = smaller * 4.0
+        levels.append(current - _gaussian_blur(upsampled))
+        current = smaller
+    levels.append(current)
+    return levels
+
+
+def _descriptors(level: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, size: int) -> torch.Tensor:
+    """size x size neighbourhoods at the given corners of every image, normalised per channel."""
+    offsets = torch.arange(size, device=level.device)
+    r = (rows[:, :, None] + offsets)[:, :, :, None]  # N x P x size x 1
+    c = (cols[:, :, None] + offsets)[:, :, None, :]  # N x P x 1 x size
+    n = torch.arange(level.shape[0], device=level.device)[:, None, None, None]
+    patches = level.permute(0, 2, 3, 1)[n, r, c]  # N x P x size x size x C
+    patches = patches.reshape(-1, size, size, level.shape[1])
+    mean = patches.mean(dim=(0, 1, 2), keepdim=True)
+    std = patches.std(dim=(0, 1, 2), keepdim=True).clamp_min(1e-8)
+    return ((patches - mean) / std).flatten(1)
+
+
+def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, generator: torch.Generator, repeats: int = 4,
+                        directions: int = 128) -> float:
+    results = []
+    for _ in range(repeats):
+        dirs = torch.randn(a.shape[1], directions, generator=generator, dtype=a.dtype)
+        dirs = dirs / dirs.norm(dim=0, keepdim=True)
+        pa, _ = (a @ dirs).sort(dim=0)
+        pb, _ = (b @ dirs).sort(dim=0)
+        results.append((pa - pb).abs().mean().item())
+    return float(np.mean(results))
+
+
+def swd(restored: torch.Tensor, truth: torch.Tensor, patches_per_image: int = 128, patch_size: int = 7,
+        seed: int = 0) -> dict[str, float]:
+    """Sliced Wasserstein distance (x 1e3) between the Laplacian-pyramid patch sets of two image sets.
+
+    Both sets (B x 3 x H x W in [-1, 1], same size) are sampled at the same patch positions, so
+    identical sets are at distance 0. Returns one value per level (finest first) and their mean,
+    ``"avg"``, the realism figure the bench reports (lower is better).
+    """
+    if restored.shape != truth.shape:
+        raise ValueError(f"SWD needs two sets of the same shape, got {tuple(restored.shape)} and {tuple(truth.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    result = {}
+    levels = zip(laplacian_pyramid(restored.double().cpu()), laplacian_pyramid(truth.double().cpu()))
+    for index, (a, b) in enumerate(levels):
+        span_h, span_w = a.shape[-2] - patch_size + 1, a.shape[-1] - patch_size + 1
+        rows = torch.randint(0, span_h, (a.shape[0], patches_per_image), generator=generator)
+        cols = torch.randint(0, span_w, (a.shape[0], patches_per_image), generator=generator)
+        result[f"{a.shape[-1]}px"] = 1e3 * _sliced_wasserstein(
+            _descriptors(a, rows, cols, patch_size), _descriptors(b, rows, cols, patch_size), generator)
+    result["avg"] = float(np.mean(list(result.values())))
+    return result
+
+
+# ---- Learned metrics: only with weights on disk; never downloaded ---------------------------------
+
+def load_lpips(weights: str | None = None, net: str = "alex"):
+    """An LPIPS distance function if the ``lpips`` package and its backbone weights are on disk.
+
+    Returns ``(fn, None)`` or ``(None, reason)``; ``weights`` is a state dict of the complete
+    ``lpips.LPIPS`` module (backbone + linear heads). Nothing is downloaded.
+    """
+    if not weights:
+        return None, "LPIPS skipped: no --lpips-weights given (ssdiff never downloads backbone weights)"
+    try:
+        import lpips  # noqa: F401  (optional dependency)
+    except ImportError:
+        return None, "LPIPS skipped: the 'lpips' package is not installed"
+    try:
+        model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    except Exception as error:  # a wrong file must not fail a benchmark run
+        return None, f"LPIPS skipped: cannot load {weights}: {str(error).splitlines()[0]}"
+    model.eval().requires_grad_(False)
+    return (lambda restored, truth: model(restored.float(), truth.float()).flatten()), None

@@ -1,0 +1,406 @@
+"""``ssdiff bench``: the paper's comparison (methods x NFEs x tasks) on any image folder, measured.
+
+Every (task, method, NFE[, sweep value]) is a *run*; every run restores every image. Each
+image's result is written as it finishes (``runs/<run>/<image>.json`` and ``.png``), so a
+rerun skips what is done and an interrupted benchmark loses at most one image per process.
+When all processes are done, the results are aggregated into ``results.csv``/``results.json``,
+a markdown table in the paper's layout (``table.md``), quality-versus-NFE plots per task,
+faithfulness-versus-realism plots per sweep, and sample grids.
+
+Run it in several processes with ``torchrun --nproc-per-node K -m ssdiff bench ...``: images
+are split across ranks (gloo on CPU, nccl on GPUs) and rank 0 merges the results. Every image
+has its own seed (``seed + index``), so sharding does not change any restoration.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .io import atomic_path, collect_images, crop_square, image_grid, open_image, pil_to_tensor, read_image, resize, write_bytes, write_image
+from .metrics import consistency, load_lpips, psnr, ssim, swd
+from .operators import get_operator, parse_task
+from .pipeline import bicubic_upsample, display_measurement
+
+# Methods that need no network: the pseudo-inverse alone, and bicubic upsampling for SR.
+DIRECT_METHODS = ("pinv", "bicubic")
+SWEEPABLE = {"eta": ("ssd", float), "t0": ("ssd", int), "ddim_eta": ("ssd", float),
+             "stop_consistency_t": ("ssd+", int), "inject_steps": ("ssd-attn", None)}
+QUALITY_COLUMNS = ("PSNR", "SSIM", "SWD")
+
+
+@dataclass(frozen=True)
+class Run:
+    task: str
+    method: str
+    nfe: int
+    sweep: tuple[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        label = f"{self.method}@{self.nfe}" if self.method not in DIRECT_METHODS else self.method
+        if self.sweep:
+            label += f"[{self.sweep[0]}={_format_value(self.sweep[1])}]"
+        return f"{self.task}/{label}"
+
+    @property
+    def row(self) -> str:
+        return self.key.split("/", 1)[1]
+
+    def hparams(self) -> dict[str, Any]:
+        if not self.sweep:
+            return {}
+        name, value = self.sweep
+        if name == "inject_steps":
+            return {"inject_steps": None if value == "all" else [int(value)]}
+        return {name: value}
+
+
+def _format_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse_sweep(text: str) -> tuple[str, list[Any]]:
+    """``"eta=0,0.2,0.4"`` -> ``("eta", [0.0, 0.2, 0.4])``."""
+    if "=" not in text:
+        raise ValueError(f"a sweep looks like NAME=V1,V2,...; got {text!r}")
+    name, values = text.split("=", 1)
+    if name not in SWEEPABLE:
+        raise ValueError(f"cannot sweep {name!r}; choose from {', '.join(SWEEPABLE)}")
+    cast = SWEEPABLE[name][1]
+    return name, [cast(v) if cast else v for v in values.split(",") if v]
+
+
+@dataclass
+class BenchConfig:
+    data: str
+    out: str
+    model: str = "celeba64"
+    model_config: dict | None = None
+    tasks: list[str] = field(default_factory=lambda: ["sr_bicubic4", "sr_bicubic8", "colorization", "deblur_gauss"])
+    methods: list[str] = field(default_factory=lambda: ["pinv", "ssd", "ssd+", "ddnm", "ddrm", "dps", "pigdm", "red-diff"])
+    nfes: list[int] = field(default_factory=lambda: [30, 100])
+    sweeps: list[str] = field(default_factory=list)
+    limit: int | None = None
+    subset: str | None = None
+    crop_top: int | None = None
+    seed: int = 0
+    samples: int = 4
+    device: str = "auto"
+    lpips_weights: str | None = None
+
+    def runs(self) -> list[Run]:
+        runs = []
+        for task in self.tasks:
+            for method in self.methods:
+                if method in DIRECT_METHODS:
+                    if method == "bicubic" and not parse_task(task)[0].startswith("sr_"):
+                        continue
+                    runs.append(Run(task, method, 0))
+                    continue
+                runs.extend(Run(task, method, nfe) for nfe in self.nfes)
+            for sweep in self.sweeps:
+                name, values = parse_sweep(sweep)
+                method = SWEEPABLE[name][0]
+                runs.extend(Run(task, method, nfe, (name, v)) for nfe in self.nfes for v in values)
+        return runs
+
+
+# ---- data ----------------------------------------------------------------------------------------
+
+def load_truths(config: BenchConfig, size: tuple[int, int]) -> tuple[list[str], torch.Tensor]:
+    """The benchmark images: sorted, sliced, limited, square-cropped and resized to the model's size."""
+    from .train import parse_slice
+
+    files = collect_images([config.data])[parse_slice(config.subset)]
+    if config.limit:
+        files = files[: config.limit]
+    if not files:
+        raise ValueError(f"{config.data}: no images selected")
+    images = [pil_to_tensor(resize(crop_square(open_image(f), config.crop_top), size)) for f in files]
+    return [f.stem for f in files], torch.stack(images)
+
+
+def measure_network_call(prior, size: tuple[int, int], repeats: int = 5) -> float:
+    """Median seconds of one network call on one image (after warm-up), in this process."""
+    x = torch.randn(1, 3, *size, device=prior.device)
+    with torch.no_grad():
+        for _ in range(2):
+            prior(x, 500)
+        times = []
+        for _ in range(repeats):
+            if prior.device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            prior(x, 500)
+            if prior.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak CUDA memory of this process, or its peak resident set size on the CPU (both in MB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- one image -----------------------------------------------------------------------------------
+
+def restore_one(prior, run: Run, truth: torch.Tensor, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Degrade one image for ``run``, restore it, and measure it."""
+    from . import restore
+
+    base, params = parse_task(run.task)
+    operator = get_operator(base, image_size=tuple(truth.shape[-2:]), **params)
+    x = truth[None].to(prior.device)
+    y = operator.A(x)
+    started = time.perf_counter()
+    if run.method == "pinv":
+        image, calls, backward = operator.A_pinv(y), 0, 0
+    elif run.method == "bicubic":
+        image, calls, backward = bicubic_upsample(y, operator), 0, 0
+    else:
+        result = restore(prior, operator, y, method=run.method, nfe=run.nfe, seed=seed, **run.hparams())
+        image, calls, backward = result.image, result.nfe, result.extras.get("backward_passes", 0)
+    if prior.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    image = image.clamp(-1, 1)
+    if not torch.isfinite(image).all():
+        raise FloatingPointError(f"{run.key}: NaN or Inf in the restoration")
+    restored = image[0].cpu()
+    record = {"psnr": psnr(restored, truth), "ssim": ssim(restored, truth),
+              "consistency": consistency(operator, image, y), "seconds": seconds, "nfe": calls,
+              "backward_passes": backward, "peak_memory_mb": peak_memory_mb(prior.device)}
+    return restored, record
+
+
+# ---- the benchmark -------------------------------------------------------------------------------
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size), starting torch.distributed when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return int(os.environ.get("RANK", "0")), world
+
+
+def run_bench(config: BenchConfig) -> Path | None:
+    """Run (or resume) the benchmark; rank 0 returns the path of the markdown table."""
+    from . import load_model
+
+    rank, world = _distributed()
+    device = config.device
+    if world > 1 and torch.cuda.is_available() and device in ("auto", "cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    prior = load_model(config.model, device=device, config=config.model_config)
+    size = prior.resolution
+    stems, truths = load_truths(config, size)
+    out = Path(config.out)
+    call_seconds = measure_network_call(prior, size)
+    runs = config.runs()
+    mine = [i for i in range(len(stems)) if i % world == rank]
+    jobs = [(run, i) for run in runs for i in mine]
+    with tqdm(total=len(jobs), desc=f"bench (rank {rank}/{world})" if world > 1 else "bench", unit="image",
+              disable=None) as bar:
+        for run, i in jobs:
+            record_path = out / "runs" / run.key / f"{stems[i]}.json"
+            if not record_path.exists():
+                restored, record = restore_one(prior, run, truths[i], config.seed + i)
+                record["overhead"] = record["seconds"] / (record["nfe"] * call_seconds) if record["nfe"] else None
+                record["call_seconds"] = call_seconds
+                write_image(restored, record_path.with_suffix(".png"))
+                write_bytes(json.dumps(record, indent=1).encode(), record_path)
+            bar.update(1)
+    if world > 1:
+        torch.distributed.barrier()  # every rank's images are on disk
+        torch.distributed.destroy_process_group()
+    return aggregate(config, runs, stems, truths) if rank == 0 else None
+
+
+# ---- aggregation ---------------------------------------------------------------------------------
+
+def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: torch.Tensor) -> Path:
+    """Read every per-image result and write the CSV/JSON, the markdown table, plots and samples."""
+    out = Path(config.out)
+    lpips_fn, lpips_note = load_lpips(config.lpips_weights)
+    rows = []
+    for run in runs:
+        folder = out / "runs" / run.key
+        done = [i for i, stem in enumerate(stems) if (folder / f"{stem}.json").exists()]
+        if not done:
+            continue
+        records = [json.loads((folder / f"{stems[i]}.json").read_text()) for i in done]
+        restored = torch.stack([read_image(folder / f"{stems[i]}.png") for i in done])
+        row = {"task": run.task, "method": run.method, "nfe_budget": run.nfe, "row": run.row,
+               "sweep": run.sweep[0] if run.sweep else "", "value": run.sweep[1] if run.sweep else "",
+               "images": len(done), "NFE": records[0]["nfe"],
+               "PSNR": float(np.mean([r["psnr"] for r in records])),
+               "SSIM": float(np.mean([r["ssim"] for r in records])),
+               "SWD": swd(restored, truths[done], seed=config.seed)["avg"] if len(done) > 1 else float("nan"),
+               "consistency": float(np.mean([r["consistency"] for r in records])),
+               "seconds_per_image": float(np.mean([r["seconds"] for r in records])),
+               "overhead": _mean_or_none([r["overhead"] for r in records]),
+               "backward_passes": records[0]["backward_passes"],
+               "peak_memory_mb": float(max(r["peak_memory_mb"] for r in records))}
+        if lpips_fn is not None:
+            with torch.no_grad():
+                row["LPIPS"] = float(lpips_fn(restored, truths[done]).mean())
+        rows.append(row)
+    _write_tables(out, rows, lpips_note)
+    _plot(out, rows)
+    _samples(out, config, runs, stems, truths)
+    return out / "table.md"
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _write_tables(out: Path, rows: list[dict], lpips_note: str | None) -> None:
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_path(out / "results.csv") as temp, open(temp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    write_bytes(json.dumps(rows, indent=1).encode(), out / "results.json")
+    write_bytes(markdown_table(rows, lpips_note).encode(), out / "table.md")
+
+
+def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
+    """Rows method@NFE, columns task x metric, best per column in bold (PSNR/SSIM up, SWD down)."""
+    main = [r for r in rows if not r["sweep"]]
+    tasks = list(dict.fromkeys(r["task"] for r in main))
+    metrics = [m for m in (*QUALITY_COLUMNS, "LPIPS") if any(m in r for r in main)]
+    lower_is_better = {"SWD", "LPIPS"}
+    cell = {(r["row"], r["task"], m): r.get(m) for r in main for m in metrics}
+    best = {}
+    for task in tasks:
+        for m in metrics:
+            values = [v for (row, t, mm), v in cell.items() if t == task and mm == m and v is not None and v == v]
+            if values:
+                best[(task, m)] = min(values) if m in lower_is_better else max(values)
+    lines = ["## Quality", "", "| method@NFE | " + " | ".join(f"{t} {m}" for t in tasks for m in metrics) + " |",
+             "| --- |" + " ---: |" * (len(tasks) * len(metrics))]
+    for row_name in dict.fromkeys(r["row"] for r in main):
+        cells = []
+        for task in tasks:
+            for m in metrics:
+                v = cell.get((row_name, task, m))
+                text = "" if v is None or v != v else (f"{v:.2f}" if m in ("PSNR", "SWD") else f"{v:.4f}")
+                cells.append(f"**{text}**" if text and v == best.get((task, m)) else text)
+        lines.append(f"| {row_name} | " + " | ".join(cells) + " |")
+    lines += ["", "PSNR (dB) and SSIM on 8-bit images: higher is better. SWD (x1e3, Laplacian-pyramid patches, "
+              "Karras et al. 2018): lower is better."]
+    if lpips_note:
+        lines.append(lpips_note + ".")
+    lines += ["", "## Cost", "", "| task | method@NFE | network calls | backward passes | s/image | overhead | "
+              "mean abs(A x - y) | images |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        overhead = "" if r["overhead"] is None else f"{r['overhead']:.2f}"
+        lines.append(f"| {r['task']} | {r['row']} | {r['NFE']} | {r['backward_passes']} | {r['seconds_per_image']:.2f} "
+                     f"| {overhead} | {r['consistency']:.2e} | {r['images']} |")
+    lines += ["", "Overhead = wall time / (network calls x one network call measured in the same process)."]
+    sweeps = [r for r in rows if r["sweep"]]
+    for name in dict.fromkeys(r["sweep"] for r in sweeps):
+        lines += ["", f"## Sweep of {name}", "", "| task | method@NFE | " + name + " | PSNR | SSIM | SWD |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for r in sweeps:
+            if r["sweep"] == name:
+                lines.append(f"| {r['task']} | {r['method']}@{r['nfe_budget']} | {r['value']} | {r['PSNR']:.2f} | "
+                             f"{r['SSIM']:.4f} | {r['SWD']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(out: Path, rows: list[dict]) -> None:
+    try:
+        import matplotlib
+        import matplotlib.ticker
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("plots skipped: matplotlib is not installed (pip install 'ssdiff[bench]')")
+        return
+    main = [r for r in rows if not r["sweep"] and r["NFE"]]
+    direct = [r for r in rows if not r["sweep"] and not r["NFE"]]
+    for task in dict.fromkeys(r["task"] for r in main):
+        figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for r in (r for r in direct if r["task"] == task):  # no network: a horizontal reference line
+            axes[0].axhline(r["PSNR"], linestyle="--", color="gray", linewidth=1, label=r["method"])
+            axes[1].axhline(r["SWD"], linestyle="--", color="gray", linewidth=1)
+        for method in dict.fromkeys(r["method"] for r in main if r["task"] == task):
+            points = sorted((r["NFE"], r["PSNR"], r["SWD"]) for r in main if r["task"] == task and r["method"] == method)
+            axes[0].plot([p[0] for p in points], [p[1] for p in points], "o-", label=method)
+            axes[1].plot([p[0] for p in points], [p[2] for p in points], "o-", label=method)
+        for axis, name in zip(axes, ("PSNR (dB, higher is better)", "SWD (lower is better)")):
+            axis.set_xlabel("network calls (NFE)")
+            axis.set_ylabel(name)
+            axis.set_xscale("log")
+            axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            axis.set_xticks(sorted({r["NFE"] for r in main if r["task"] == task}))
+            axis.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        figure.suptitle(task)
+        figure.tight_layout()
+        with atomic_path(out / f"plot_{task}.png") as temp:
+            figure.savefig(temp, format="png", dpi=100)
+        plt.close(figure)
+    sweeps = [r for r in rows if r["sweep"]]
+    for (name, task) in dict.fromkeys((r["sweep"], r["task"]) for r in sweeps):
+        figure, axis = plt.subplots(figsize=(5, 4))
+        for nfe in dict.fromkeys(r["nfe_budget"] for r in sweeps):
+            points = [r for r in sweeps if r["sweep"] == name and r["task"] == task and r["nfe_budget"] == nfe]
+            axis.plot([r["SWD"] for r in points], [r["PSNR"] for r in points], "o-", label=f"NFE {nfe}")
+            for r in points:
+                axis.annotate(f"{name}={r['value']}", (r["SWD"], r["PSNR"]), fontsize=7)
+        axis.set_xlabel("SWD (realism: lower is better)")
+        axis.set_ylabel("PSNR (faithfulness: higher is better)")
+        axis.set_title(f"{task}: sweep of {name}")
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+        figure.tight_layout()
+        with atomic_path(out / f"sweep_{name}_{task}.png") as temp:
+            figure.savefig(temp, format="png", dpi=100)
+        plt.close(figure)
+
+
+def _samples(out: Path, config: BenchConfig, runs: list[Run], stems: list[str], truths: torch.Tensor) -> None:
+    """Per task: a grid with one row per image (measurement | each method at its largest NFE | truth)."""
+    count = min(config.samples, len(stems))
+    if count == 0:
+        return
+    for task in dict.fromkeys(r.task for r in runs):
+        base, params = parse_task(task)
+        operator = get_operator(base, image_size=tuple(truths.shape[-2:]), **params)
+        largest = {}
+        for run in runs:
+            if run.task == task and not run.sweep:
+                largest[run.method] = run if run.method not in largest or run.nfe > largest[run.method].nfe else largest[run.method]
+        tiles = []
+        for i in range(count):
+            y = operator.A(truths[i : i + 1])[0]
+            row = [display_measurement(operator, y, tuple(truths.shape[-2:]))]
+            for run in largest.values():
+                path = out / "runs" / run.key / f"{stems[i]}.png"
+                row.append(read_image(path) if path.exists() else torch.ones_like(truths[i]))
+            tiles.extend([*row, truths[i]])
+        grid = image_grid(torch.stack(tiles), columns=len(largest) + 2)
+        write_image(grid, out / "samples" / f"{task}.png")
+        legend = ["measurement", *[r.row for r in largest.values()], "truth"]
+        write_bytes(("columns: " + " | ".join(legend) + "\n").encode(), out / "samples" / f"{task}.txt")

@@ -1,0 +1,75 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ssdiff.cli import main
+
+
+@pytest.fixture()
+def faces(tmp_path, images) -> Path:
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for index, image in enumerate(images):
+        array = ((image.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        Image.fromarray(array).save(folder / f"{index:02d}.png")
+    return folder
+
+
+@pytest.fixture()
+def bench_args(faces, golden, model_configs, tmp_path) -> list[str]:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(model_configs["ddpm_model_small"]))
+    return ["bench", "--data", str(faces), "--model", str(golden / "ddpm_model_small.safetensors"), "--config",
+            str(config), "--tasks", "sr_bicubic2,colorization", "--methods", "pinv,bicubic,ssd,ddnm,dps", "--nfe", "4,6",
+            "--sweep", "eta=0,0.8", "--samples", "2"]
+
+
+def quality_section(table: Path) -> str:
+    return table.read_text().split("## Cost")[0]
+
+
+def test_bench_end_to_end_and_resume(bench_args, tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main([*bench_args, "--out", str(out)]) == 0
+    table = (out / "table.md").read_text()
+    assert "| ssd@4 |" in table and "| dps@6 |" in table and "| pinv |" in table and "## Sweep of eta" in table
+    rows = json.loads((out / "results.json").read_text())
+    ssd = next(r for r in rows if r["row"] == "ssd@6" and r["task"] == "sr_bicubic2")
+    assert ssd["images"] == 2 and ssd["NFE"] == 5 and ssd["overhead"] > 0
+    assert next(r for r in rows if r["row"] == "dps@4")["backward_passes"] == 4
+    assert not any(r["method"] == "bicubic" and r["task"] == "colorization" for r in rows)  # SR only
+    for name in ("plot_sr_bicubic2.png", "sweep_eta_colorization.png", "samples/colorization.png", "results.csv"):
+        assert (out / name).is_file()
+    # Resume: a second run restores nothing and gives the same quality table.
+    records = sorted(out.glob("runs/**/*.json"))
+    stamps = [p.stat().st_mtime_ns for p in records]
+    assert main([*bench_args, "--out", str(out)]) == 0
+    assert [p.stat().st_mtime_ns for p in records] == stamps
+    assert quality_section(out / "table.md") in table
+
+
+def test_bench_sharded_over_two_processes_matches_one(bench_args, tmp_path):
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic as each single-threaded worker below
+    try:
+        assert main([*bench_args, "--out", str(single)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "ssdiff", *bench_args, "--out", str(sharded), "--device", "cpu"]
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert quality_section(sharded / "table.md") == quality_section(single / "table.md")
+
+
+def test_bench_rejects_bad_sweeps(bench_args, tmp_path, capsys):
+    assert main([*bench_args, "--out", str(tmp_path / "x"), "--sweep", "nonsense=1"]) == 2
+    assert "cannot sweep 'nonsense'" in capsys.readouterr().err
