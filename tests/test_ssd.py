@@ -146,3 +146,16 @@ def test_real_network_end_to_end(tiny_ddpm, images):
     result = restore(tiny_ddpm, op, op.A(images), nfe=10, seed=0)
     assert result.image.shape == images.shape and result.nfe == 9
     assert (op.A(result.image) - op.A(images)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("task,options", [("sr_bicubic", {"scale": 4}), ("deblur_gauss", {}), ("colorization", {})])
+def test_noise_aware_projection_beats_plain_projection_on_noisy_y(task, options):
+    from ssdiff.metrics import psnr
+
+    truth = (0.2 + 0.3 * torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(6))).clamp(-1, 1)
+    op = get_operator(task, image_size=(32, 32), **options)
+    sigma_y = 0.3
+    clean = op.A(truth)
+    y = clean + sigma_y * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))
+    score = lambda **kw: np.mean([psnr(r, t) for r, t in zip(restore(GaussianPrior(), op, y, nfe=30, seed=0, **kw).image, truth)])
+    assert score(sigma_y=sigma_y) > score() + 0.5

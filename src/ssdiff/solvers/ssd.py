@@ -20,7 +20,9 @@ import torch
 
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule, uniform_steps
-from .common import CallCounter, EpsPrior, Restoration, ddim_move, gaussian_like, make_generator, predict_x0
+from .common import (
+    CallCounter, EpsPrior, Restoration, ddim_move, gaussian_like, make_generator, noise_aware_update, predict_x0,
+)
 
 # Hook called at every network evaluation: (phase, step index, time step, x_t) -> None.
 StepHook = Callable[[str, int, int, torch.Tensor], None]
@@ -88,14 +90,18 @@ def da_inversion(prior: EpsPrior, x: torch.Tensor, steps: list[int], eta: float,
 
 
 @torch.no_grad()
-def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int], project: Callable[[torch.Tensor, int], torch.Tensor] | None,
-                             projected: int, ddim_eta: float, generator: torch.Generator,
-                             schedule: NoiseSchedule = DEFAULT_SCHEDULE, hook: StepHook | None = None) -> torch.Tensor:
+def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int], operator: LinearOperator | None,
+                             y: torch.Tensor | None, projected: int, ddim_eta: float, generator: torch.Generator,
+                             schedule: NoiseSchedule = DEFAULT_SCHEDULE, hook: StepHook | None = None,
+                             sigma_y: float = 0.0) -> torch.Tensor:
     """DDIM generation down ``steps`` (walked from the last), projecting x0 at the first ``projected`` steps.
 
-    ``x0 <- project(x0, i)`` (SSD Eq. 12), then
+    ``x0 <- x0 - A^+(A x0 - y)`` (SSD Eq. 12), then
     ``x = sqrt(a_prev) x0 + sqrt(1 - e^2) sqrt(1 - a_prev) eps + e sqrt(1 - a_prev) z``;
-    at the last step ``a_prev = 1`` and the result is the projected x0.
+    at the last step ``a_prev = 1`` and the result is the projected x0. With a noisy ``y``
+    (``sigma_y > 0``) the projection and move are DDNM+'s noise-aware update instead, which
+    corrects only as far as ``y`` is less noisy than the current state. ``operator=None``
+    generates without projection.
     """
     for i, k in enumerate(range(len(steps) - 1, -1, -1)):
         t = steps[k]
@@ -103,9 +109,12 @@ def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int],
             hook("generation", i, t, x)
         eps = prior(x, t)
         x0 = predict_x0(x, eps, schedule.alpha_bar_at(t))
-        if project is not None and i < projected:
-            x0 = project(x0, i)
         a_prev = schedule.alpha_bar_at(steps[k - 1] if k > 0 else -1)
+        if operator is not None and i < projected and sigma_y > 0:
+            x = noise_aware_update(operator, x0, eps, y, a_prev, ddim_eta, sigma_y, generator)
+            continue
+        if operator is not None and i < projected:
+            x0 = operator.project(x0, y)
         sigma = ddim_eta * math.sqrt(1.0 - a_prev)
         x = ddim_move(x0, eps, a_prev, sigma, gaussian_like(x, generator) if sigma > 0 else None)
     return x
@@ -114,12 +123,14 @@ def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int],
 def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 30, t0: int = 550, eta: float = 0.4,
         ddim_eta: float = 0.8, stop_consistency_t: int | None = None, forward_steps: int | None = None,
         backward_steps: int | None = None, seed: int | None = 0, inversion: str = "da",
-        back_projection: bool = True, hook: StepHook | None = None) -> Restoration:
+        back_projection: bool = True, sigma_y: float = 0.0, hook: StepHook | None = None) -> Restoration:
     """Restore ``x`` from ``y = A x`` with SSD (``stop_consistency_t`` None) or SSD+ (e.g. 200).
 
     ``inversion="da"`` is DA inversion with noise ``eta`` (``eta=0``: DDIM inversion);
     ``inversion="sdedit"`` skips inversion and noises ``A^+ y`` to ``t0`` with ``q(x_t0 | x0)``
     (CCDF / SDEdit start); ``back_projection=False`` drops the projection (an ablation).
+    ``sigma_y`` > 0 (the std of Gaussian noise on ``y``, in [-1, 1] units) makes the
+    back-projection noise-aware (DDNM+ style), so that the noise of ``y`` is not copied into x.
     """
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
@@ -138,9 +149,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
         x = math.sqrt(a) * x + math.sqrt(1 - a) * gaussian_like(x, generator)
     else:
         raise ValueError(f"unknown inversion {inversion!r}; use 'da' or 'sdedit'")
-    y32 = y.float()
-    project = (lambda x0, i: operator.project(x0, y32)) if back_projection else None
-    x = generate_with_projection(counter, x, plan.backward, project, plan.projected, ddim_eta, generator, schedule, hook)
+    x = generate_with_projection(counter, x, plan.backward, operator if back_projection else None, y.float(),
+                                 plan.projected, ddim_eta, generator, schedule, hook, sigma_y)
     extras = {"t0": t0, "eta": eta, "ddim_eta": ddim_eta, "forward_steps": plan.forward, "backward_steps": plan.backward,
-              "projected_steps": plan.projected}
+              "projected_steps": plan.projected, "sigma_y": sigma_y}
     return Restoration(image=x, nfe=counter.calls, extras=extras)
