@@ -51,39 +51,40 @@ def solver_params(args: argparse.Namespace) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def add_measurement_noise_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sigma-y", type=float, default=0.0, help="std of Gaussian noise added to the measurement, in the "
+                   "[-1, 1] units of the images (as DDNM and DPS define it; 0.05 is 5%% of the half range)")
+    p.add_argument("--jpeg", type=int, metavar="Q", help="also compress the measurement as JPEG at quality Q (1-100)")
+
+
 def add_degrade_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "degrade", help="simulate measurements from clean images",
         description="Apply a degradation y = A(x) to clean images and write each measurement as a PNG "
-        "(the small image for SR, gray for colorization, blurred, or with missing pixels black).",
+        "(the small image for SR, gray for colorization, blurred, or with missing pixels black). Images whose size "
+        "the operator cannot take are mirror-padded at the bottom and right first.",
     )
     p.add_argument("images", nargs="+", help="image files or folders")
     add_task_options(p)
+    add_measurement_noise_options(p)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated noise")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.set_defaults(func=run_degrade)
 
 
 def run_degrade(args: argparse.Namespace) -> int:
-    from .io import collect_images, read_image, write_image
-    from .operators import get_operator, task_scale
-    from .pipeline import crop_to_multiple, measurement_to_image
+    from .io import collect_images
+    from .runner import TaskSpec, degrade_files, report_warning
 
-    files = collect_images(args.images)
-    params = operator_params(args)
-    scale = task_scale(args.task, params)
-    out = Path(args.out)
-    for path in files:
-        target = out / f"{path.stem}.png"
-        if target.exists() and not args.overwrite:
-            print(f"skip {target} (exists; --overwrite to replace)")
-            continue
-        x = crop_to_multiple(read_image(path), scale)
-        operator = get_operator(args.task, image_size=tuple(x.shape[-2:]), **params)
-        y = operator.A(x[None])[0]
-        write_image(measurement_to_image(operator, y), target)
-        print(f"wrote {target}")
-    return 0
+    spec = TaskSpec(args.task, operator_params(args))
+    files = collect_images(args.images, on_skip=report_warning)
+    outcome = degrade_files(files, args.out, spec, sigma_y=args.sigma_y,
+                            jpeg=args.jpeg, seed=args.seed, overwrite=args.overwrite)
+    for line in outcome.lines:
+        print(line)
+    print(outcome.summary("degraded"))
+    return outcome.exit_code
 
 
 def add_restore_parser(subparsers) -> None:
@@ -91,7 +92,8 @@ def add_restore_parser(subparsers) -> None:
         "restore", help="restore measured images with a pretrained diffusion model",
         description="Restore images with a pretrained diffusion prior and no task-specific training. Each INPUT is a "
         "real measurement (e.g. a 64x64 photo for 4x super-resolution to 256x256) unless --from-clean is given: "
-        "then it is degraded first, and the truth and a side-by-side panel are written too.",
+        "then it is degraded first, and the truth and a side-by-side panel are written too. Outputs are PNGs named "
+        "after the inputs; existing ones are skipped, so rerunning an interrupted folder run finishes the rest.",
     )
     p.add_argument("inputs", nargs="+", help="image files or folders")
     add_task_options(p)
@@ -103,8 +105,41 @@ def add_restore_parser(subparsers) -> None:
     p.add_argument("--from-clean", action="store_true", help="inputs are clean images: degrade them first, "
                    "and also write <name>_truth.png, <name>_measurement.png and <name>_compare.png "
                    "(measurement | restored | truth)")
+    add_measurement_noise_options(p)
+    p.add_argument("--batch-size", type=int, default=1, help="images restored together (same size only; default 1). "
+                   "Results depend on the seed and the batch size")
+    p.add_argument("--fp16", action="store_true", help="run the network in float16 (CUDA only)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.set_defaults(func=run_restore)
+
+
+def load_prior(args: argparse.Namespace):
+    import torch
+
+    from . import load_model
+
+    if not args.model:
+        print("no --model given: using the built-in 64x64 face prior 'celeba64'")
+    dtype = torch.float16 if getattr(args, "fp16", False) else torch.float32
+    return load_model(args.model or "celeba64", device=args.device, config=read_config(args.config), dtype=dtype)
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from .io import collect_images
+    from .runner import TaskSpec, report_warning, restore_files
+
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    files = collect_images(args.inputs, on_skip=report_warning)
+    spec = TaskSpec(args.task, operator_params(args))
+    if args.jpeg is not None and not args.from_clean:
+        raise InputError("--jpeg simulates compression of a clean image's measurement: it needs --from-clean")
+    prior = load_prior(args)
+    outcome = restore_files(files, args.out, prior, spec, method=args.method, nfe=args.nfe, seed=args.seed,
+                            hparams=solver_params(args), from_clean=args.from_clean, sigma_y=args.sigma_y,
+                            jpeg=args.jpeg, overwrite=args.overwrite, batch_size=args.batch_size)
+    print(outcome.summary("restored"))
+    return outcome.exit_code
 
 
 def add_demo_parser(subparsers) -> None:
@@ -192,6 +227,49 @@ def run_bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_models_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "models", help="list the presets, or describe checkpoint files",
+        description="Without arguments, list the named models and where their weights come from. With paths, load "
+        "each checkpoint safely (no code is executed) and print its architecture, parameter count, resolution and "
+        "sha256.",
+    )
+    p.add_argument("paths", nargs="*", help="checkpoint files or diffusers folders to describe")
+    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+    p.set_defaults(func=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from .models import PRESETS, load_model
+    from .models.loading import builtin_weights_dir, sha256
+
+    if not args.paths:
+        for preset in PRESETS.values():
+            params = f"{preset.num_params:,} parameters" if preset.num_params else "built in"
+            size = preset.config.get("image_size") or preset.config.get("sample_size")
+            print(f"{preset.name:<20} {preset.format:<9} {size}x{size}  {params}")
+            print(f"{'':<20} {preset.description}")
+            where = f"file {preset.filename}: {preset.source}" if preset.filename else f"shipped in {builtin_weights_dir()}"
+            print(f"{'':<20} {where}")
+        return 0
+    config = read_config(args.config)
+    for path in args.paths:
+        prior = load_model(path, device="cpu", config=config)
+        cfg = prior.network.config
+        attention = [b for b in cfg.down_block_types if b.startswith("Attn")]
+        print(f"{path}")
+        print(f"  format:       {prior.info['format']}" + (f" (preset {prior.info['preset']})" if prior.info.get("preset") else ""))
+        print(f"  architecture: UNet2DModel, channels {list(cfg.block_out_channels)}, {cfg.layers_per_block} res blocks "
+              f"per level, attention at {len(attention)} of {len(cfg.down_block_types)} levels, "
+              f"{cfg.out_channels} output channels" + (" (learned sigma)" if cfg.out_channels == 2 * cfg.in_channels else ""))
+        print(f"  parameters:   {prior.num_parameters:,}")
+        size = prior.image_size
+        print(f"  resolution:   {f'{size}x{size}' if size else 'not recorded (give it with --config image_size)'}")
+        if Path(path).is_file():
+            print(f"  sha256:       {sha256(path)}")
+    return 0
+
+
 def read_config(path: str | None) -> dict | None:
     if not path:
         return None
@@ -199,61 +277,6 @@ def read_config(path: str | None) -> dict | None:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise InputError(f"{path}: cannot read JSON config ({error})") from None
-
-
-def run_restore(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
-
-    from . import load_model, restore
-    from .io import collect_images, read_image, write_image
-    from .metrics import consistency, psnr, ssim
-    from .operators import get_operator, task_scale
-    from .pipeline import (
-        crop_to_multiple, display_measurement, image_to_measurement, measurement_to_image, side_by_side,
-    )
-
-    files = collect_images(args.inputs)
-    config = read_config(args.config)
-    if not args.model:
-        print("no --model given: using the built-in 64x64 face prior 'celeba64'")
-    prior = load_model(args.model or "celeba64", device=args.device, config=config)
-    params = operator_params(args)
-    scale = task_scale(args.task, params)
-    out = Path(args.out)
-    for path in tqdm(files, desc="restoring", unit="image"):
-        target = out / f"{path.stem}.png"
-        if target.exists() and not args.overwrite:
-            tqdm.write(f"skip {target} (exists; --overwrite to replace)")
-            continue
-        image = read_image(path)
-        if args.from_clean:
-            image = crop_to_multiple(image, scale)  # SR needs sides that are multiples of the scale
-            operator = get_operator(args.task, image_size=tuple(image.shape[-2:]), **params)
-            y = operator.A(image[None])[0]
-        else:
-            size = (image.shape[-2] * scale, image.shape[-1] * scale)
-            operator = get_operator(args.task, image_size=size, **params)
-            y = image_to_measurement(operator, image, str(path))
-        result = restore(prior, operator, y[None].to(prior.device), method=args.method, nfe=args.nfe,
-                         seed=args.seed, **solver_params(args))
-        restored = result.image[0].cpu()
-        if not torch.isfinite(restored).all():
-            raise InputError(f"{path}: the restoration contains NaN or Inf values; nothing was written for it")
-        line = f"{path.name}: {args.method}, {result.nfe} network calls, {result.extras['seconds']:.1f} s"
-        if args.from_clean:
-            write_image(image, out / f"{path.stem}_truth.png")
-            panel = display_measurement(operator, y, tuple(image.shape[-2:]))
-            write_image(side_by_side([panel, restored, image]), out / f"{path.stem}_compare.png")
-            try:
-                write_image(measurement_to_image(operator, y), out / f"{path.stem}_measurement.png")
-            except InputError:
-                pass  # compressed-sensing measurements are not pictures
-            line += (f", PSNR {psnr(restored, image):.2f} dB, SSIM {ssim(restored, image):.3f}, "
-                     f"mean|Ax-y| {consistency(operator, restored[None], y[None]):.4f}")
-        write_image(restored, target)
-        tqdm.write(line)
-    return 0
 
 
 def add_train_parser(subparsers) -> None:
@@ -303,6 +326,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 
+def torch_oom_error() -> type[BaseException]:
+    import torch
+
+    return torch.cuda.OutOfMemoryError
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssdiff",
@@ -315,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_degrade_parser(subparsers)
     add_bench_parser(subparsers)
     add_train_parser(subparsers)
+    add_models_parser(subparsers)
     return parser
 
 
@@ -325,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (InputError, CheckpointError, OperatorError) as error:
         print(f"ssdiff: error: {error}", file=sys.stderr)
+        return 2
+    except torch_oom_error() as error:
+        print(f"ssdiff: error: CUDA ran out of memory ({str(error).splitlines()[0]}): try a smaller --batch-size "
+              "or --fp16", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ssdiff: interrupted; finished outputs are kept, rerun the same command to do the rest", file=sys.stderr)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -26,21 +25,23 @@ class InputError(ValueError):
     """A problem with something the user gave us (a file, a folder, an option): its message is one line."""
 
 
-def collect_images(inputs: Sequence[str | os.PathLike], warn_skipped: bool = True) -> list[Path]:
+def collect_images(inputs: Sequence[str | os.PathLike], on_skip: Callable[[str], None] | None = None) -> list[Path]:
     """Expand files and folders into a sorted list of image files.
 
-    Folders contribute their image files (not recursively); other files in them are skipped
-    with a warning. A missing path, or a folder with no image, is an :class:`InputError`.
+    Folders contribute their image files (not recursively; hidden files, such as the temporary
+    files of an interrupted write, are ignored); other files in them are skipped and reported
+    to ``on_skip``. A missing path, or a folder with no image, is an :class:`InputError`.
     """
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            children = sorted(p for p in path.iterdir() if p.is_file())
+            children = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
             images = [p for p in children if p.suffix.lower() in IMAGE_SUFFIXES]
-            skipped = [p.name for p in children if p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith(".")]
-            if skipped and warn_skipped:
-                warnings.warn(f"{path}: skipping {len(skipped)} non-image file(s): {', '.join(skipped[:5])}", stacklevel=2)
+            skipped = [p.name for p in children if p.suffix.lower() not in IMAGE_SUFFIXES]
+            if skipped and on_skip:
+                more = f" (+{len(skipped) - 5} more)" if len(skipped) > 5 else ""
+                on_skip(f"{path}: skipping {len(skipped)} non-image file(s): {', '.join(skipped[:5])}{more}")
             if not images:
                 raise InputError(f"{path}: folder contains no image files ({', '.join(IMAGE_SUFFIXES)})")
             found.extend(images)
@@ -155,6 +156,19 @@ def write_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> P
     with atomic_path(path) as temp:
         pil.save(temp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     return path
+
+
+def ensure_output_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and check that files can be written in it (InputError if not)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".ssdiff-write-check-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise InputError(f"{folder}: cannot write to the output folder ({error.strerror or error})") from None
+    return folder
 
 
 def write_bytes(data: bytes, path: str | os.PathLike) -> Path:

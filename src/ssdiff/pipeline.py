@@ -49,14 +49,47 @@ def display_measurement(operator: LinearOperator, y: torch.Tensor, size: tuple[i
     return picture
 
 
-def crop_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
-    """The centred crop of ``image`` (... x H x W) whose sides are multiples of ``multiple``."""
+def pad_to(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Extend ``image`` (... x H x W) at the bottom and right to ``size`` by mirror reflection."""
     height, width = image.shape[-2:]
-    new_h, new_w = height - height % multiple, width - width % multiple
-    if new_h == 0 or new_w == 0:
-        raise InputError(f"image of {height}x{width} is smaller than the scale {multiple}")
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    return image[..., top : top + new_h, left : left + new_w]
+    pad_h, pad_w = size[0] - height, size[1] - width
+    if pad_h == 0 and pad_w == 0:
+        return image
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    batch = image if image.ndim == 4 else image[None]
+    padded = F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)
+    return padded if image.ndim == 4 else padded[0]
+
+
+def jpeg_roundtrip(picture: torch.Tensor, quality: int) -> torch.Tensor:
+    """Compress a picture (C x H x W in [-1, 1], C = 1 or 3) as JPEG at ``quality`` and decode it again."""
+    import io as bytes_io
+
+    from PIL import Image
+
+    from .io import pil_to_tensor, tensor_to_pil
+
+    if not 1 <= quality <= 100:
+        raise InputError(f"--jpeg quality must be between 1 and 100, got {quality}")
+    buffer = bytes_io.BytesIO()
+    gray = picture.shape[0] == 1
+    image = tensor_to_pil(picture).convert("L") if gray else tensor_to_pil(picture)
+    image.save(buffer, format="JPEG", quality=quality)
+    decoded = pil_to_tensor(Image.open(buffer))
+    return decoded[:1] if gray else decoded
+
+
+def simulate_measurement(operator: LinearOperator, x: torch.Tensor, sigma_y: float = 0.0, jpeg: int | None = None,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """``y = A x`` (B x C x H x W), then Gaussian noise of std ``sigma_y`` ([-1, 1] units) and/or a JPEG round trip."""
+    y = operator.A(x)
+    if sigma_y > 0:
+        y = y + sigma_y * torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
+    if jpeg is not None:
+        if isinstance(operator, WalshHadamardCS):
+            raise InputError(f"{operator.name}: compressed-sensing measurements are not images; --jpeg needs one")
+        y = torch.stack([jpeg_roundtrip(m.cpu().clamp(-1, 1), jpeg) for m in y]).to(y.device)
+    return y
 
 
 def side_by_side(panels: list[torch.Tensor], gap: int = 4) -> torch.Tensor:

@@ -79,7 +79,7 @@ def parse_slice(text: str | None) -> slice:
 
 def load_image_folder(folder: str, size: int, subset: str | None, crop_top: int | None) -> torch.Tensor:
     """All images of ``folder`` (a slice of the sorted list), square-cropped and resized: N x 3 x S x S uint8."""
-    files = collect_images([folder], warn_skipped=False)[parse_slice(subset)]
+    files = collect_images([folder])[parse_slice(subset)]
     if not files:
         raise InputError(f"{folder}: subset {subset!r} selects no image")
     arrays = [np.asarray(resize(crop_square(open_image(f), crop_top), size)) for f in tqdm(files, desc="loading images", leave=False)]

@@ -16,6 +16,10 @@ from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
 class DiffusionPrior:
     """A noise-prediction network with the schedule it was trained with.
 
+    Any image size works: sides the network cannot take are reflect-padded, and images larger
+    than ``image_size`` are processed in overlapping tiles of that size (``tiling``); one call
+    is still one NFE.
+
     ``prior(x_t, t)`` returns epsilon (B x 3 x H x W) for images in [-1, 1] and integer time
     steps ``t`` of the 1000-step schedule (an int or a length-B tensor). Networks that also
     predict a variance (OpenAI "learned sigma", 6 output channels) are sliced to epsilon.
@@ -27,6 +31,7 @@ class DiffusionPrior:
     eps_channels: int = 3
     name: str = "unnamed"
     info: dict[str, Any] = field(default_factory=dict)
+    tiling: bool = True  # images larger than the training resolution are processed in tiles
 
     @property
     def device(self) -> torch.device:
@@ -59,6 +64,31 @@ class DiffusionPrior:
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
         height, width = x_t.shape[-2:]
+        if self.tiling and self.image_size and (height > self.resolution[0] or width > self.resolution[1]):
+            return self._tiled(x_t, t)
+        return self._whole(x_t, t)
+
+    def _tiled(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Epsilon of an image larger than the training resolution, from overlapping tiles of that size.
+
+        Tiles overlap by half; their predictions are blended with a sine window, so the network
+        always sees the scale it was trained at and seams do not show (as in MultiDiffusion).
+        """
+        batch, _, height, width = x_t.shape
+        tile_h, tile_w = min(self.resolution[0], height), min(self.resolution[1], width)
+        rows, cols = _tile_starts(height, tile_h), _tile_starts(width, tile_w)
+        window = torch.outer(_sine_window(tile_h, x_t), _sine_window(tile_w, x_t))
+        tiles = torch.cat([x_t[..., r : r + tile_h, c : c + tile_w] for r in rows for c in cols])
+        eps_tiles = self._whole(tiles, t.repeat(len(rows) * len(cols)))
+        eps = torch.zeros(batch, self.eps_channels, height, width, dtype=x_t.dtype, device=x_t.device)
+        weight = torch.zeros(height, width, dtype=x_t.dtype, device=x_t.device)
+        for index, (r, c) in enumerate((r, c) for r in rows for c in cols):
+            eps[..., r : r + tile_h, c : c + tile_w] += window * eps_tiles[index * batch : (index + 1) * batch]
+            weight[r : r + tile_h, c : c + tile_w] += window
+        return eps / weight
+
+    def _whole(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        height, width = x_t.shape[-2:]
         # Sides the network cannot take are reflect-padded up to a multiple and the noise
         # prediction cropped back: a reflected noisy image is still a plausible noisy image.
         pad_h, pad_w = -height % self.size_multiple, -width % self.size_multiple
@@ -68,3 +98,17 @@ class DiffusionPrior:
         out = self.network(x_t.to(self.dtype), t.to(x_t.device))
         out = getattr(out, "sample", out)  # diffusers returns an output object
         return out[:, : self.eps_channels, :height, :width].to(x_t.dtype)
+
+
+def _tile_starts(length: int, tile: int) -> list[int]:
+    """Tile offsets covering ``length`` with tiles of ``tile`` that overlap by at least half."""
+    if length <= tile:
+        return [0]
+    stride = max(tile // 2, 1)
+    return sorted(set(list(range(0, length - tile, stride)) + [length - tile]))
+
+
+def _sine_window(length: int, like: torch.Tensor) -> torch.Tensor:
+    """A positive bump, largest mid-tile, so overlapping tiles fade into each other."""
+    position = (torch.arange(length, dtype=like.dtype, device=like.device) + 0.5) / length
+    return torch.sin(torch.pi * position).clamp_min(1e-3)

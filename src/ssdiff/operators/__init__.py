@@ -65,26 +65,47 @@ def task_scale(task: str, params: dict[str, Any] | None = None) -> int:
     return int({**implied, **(params or {})}.get("scale", 4))
 
 
+def valid_image_size(task: str, height: int, width: int, params: dict[str, Any] | None = None) -> tuple[int, int]:
+    """The smallest size >= (H, W) that the task's operator accepts.
+
+    Super-resolution needs multiples of the scale; the Walsh-Hadamard transform needs sides that
+    are powers of two; every other operator takes any size.
+    """
+    base, _ = parse_task(task)
+    if base.startswith("sr_"):
+        scale = task_scale(task, params)
+        return -(-height // scale) * scale, -(-width // scale) * scale
+    if base == "cs_walsh_hadamard":
+        return 1 << (height - 1).bit_length(), 1 << (width - 1).bit_length()
+    return height, width
+
+
+def check_task(task: str, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Validate a task name and its option names; returns the base name and the full options."""
+    base, implied = parse_task(task)
+    if base not in OPERATORS:
+        raise OperatorError(f"unknown task {task!r}; choose from: {', '.join(OPERATORS)}")
+    params = {**implied, **(params or {})}
+    accepted = inspect.signature(OPERATORS[base][0]).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        unknown = [key for key in params if key not in accepted or key == "image_size"]
+        if unknown:
+            raise OperatorError(f"{base}: unknown option(s) {', '.join(unknown)}")
+    return base, params
+
+
 def get_operator(name: str, image_size: tuple[int, int] | int | None = None, **params: Any) -> LinearOperator:
     """Build the degradation called ``name`` for images of ``image_size`` (H, W).
 
     ``params`` are the operator's options (``scale``, ``sigma``, ``kernel_size``, ``mask``,
     ``ratio``, ...). Raises :class:`OperatorError` for unknown names, options or sizes.
     """
-    base, implied = parse_task(name)
-    if base not in OPERATORS:
-        raise OperatorError(f"unknown task {name!r}; choose from: {', '.join(OPERATORS)}")
-    params = {**implied, **params}
+    base, params = check_task(name, params)
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
     builder = OPERATORS[base][0]
-    accepted = inspect.signature(builder).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    if "image_size" in accepted:
+    if "image_size" in inspect.signature(builder).parameters:
         params["image_size"] = image_size
-    unknown = [key for key in params if key not in accepted and not takes_any]
-    if unknown:
-        raise OperatorError(f"{base}: unknown option(s) {', '.join(unknown)}")
     try:
         operator = builder(**params)
     except TypeError as error:
@@ -96,5 +117,5 @@ def get_operator(name: str, image_size: tuple[int, int] | int | None = None, **p
 
 __all__ = [
     "LinearOperator", "OperatorError", "SeparableOperator", "Identity", "Blur", "BicubicSR", "AverageSR",
-    "Colorization", "Inpainting", "WalshHadamardCS", "OPERATORS", "get_operator", "parse_task", "task_scale", "center_box_mask",
+    "Colorization", "Inpainting", "WalshHadamardCS", "OPERATORS", "get_operator", "check_task", "parse_task", "task_scale", "valid_image_size", "center_box_mask",
 ]

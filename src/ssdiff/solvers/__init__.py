@@ -87,7 +87,13 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
     started = time.perf_counter()
-    result = METHODS[method][0](prior, operator, y, nfe=nfe, seed=seed, **hparams)
+    try:
+        result = METHODS[method][0](prior, operator, y, nfe=nfe, seed=seed, **hparams)
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        option = str(error).rsplit(" ", 1)[-1]
+        raise ValueError(f"method {method!r} does not take the option {option}") from None
     result.extras.update(method=method, seconds=time.perf_counter() - started)
     return result
 
