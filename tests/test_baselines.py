@@ -1,10 +1,9 @@
 import pytest
 import torch
+from test_ssd import GaussianPrior
 
 from ssdiff import get_operator, restore
 from ssdiff.solvers import METHODS
-
-from test_ssd import GaussianPrior
 
 BASELINES = ["ddnm", "ddrm", "dps", "pigdm", "red-diff"]
 EXPECTED_CALLS = {"ssd": 9, "ssd+": 9, "ssd-attn": 9, "ddim-inversion": 9, "sdedit": 8, "ssd-noproj": 9}  # nfe=10: Nf=2, Nb=8
@@ -23,15 +22,20 @@ def test_every_method_on_a_real_network(tiny_ddpm, images, method):
     assert not torch.equal(first.image, other.image)
 
 
-@pytest.mark.parametrize("method,options", [("ddnm", {"eta": 0.0}), ("pigdm", {}), ("ssd", {"eta": 0.0, "ddim_eta": 0.0})])
-def test_batch_elements_do_not_interact(method, options):
-    # Deterministic after the first draw, whose first half is the same for a batch of one:
-    # the first image must come out the same alone and in a batch.
-    op = get_operator("sr_bicubic", image_size=(16, 16), scale=2)
-    truth = 0.2 + 0.3 * torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    both = restore(GaussianPrior(), op, op.A(truth), method=method, nfe=8, seed=0, **options).image
-    alone = restore(GaussianPrior(), op, op.A(truth[:1]), method=method, nfe=8, seed=0, **options).image
-    assert torch.allclose(both[:1], alone, atol=1e-5)
+@pytest.mark.parametrize("method", list(METHODS))
+def test_results_do_not_depend_on_the_batch(tiny_ddpm, images, method):
+    # every batch element draws its noise from its own generator: an image restored alone and
+    # in a batch with the same seed comes out the same, whatever the method
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
+    y = op.A(images)
+    both = restore(tiny_ddpm, op, y, method=method, nfe=6, seed=3).image
+    second = restore(tiny_ddpm, op, y[1:], method=method, nfe=6, seed=3).image
+    per_image = restore(tiny_ddpm, op, y, method=method, nfe=6, seed=[5, 3]).image
+    # equal up to float rounding (batched matrix products round differently; the random test
+    # network lets some methods grow large values, hence a tolerance relative to the largest)
+    tolerance = 1e-4 + 1e-5 * second.abs().max()
+    assert (both[1:] - second).abs().max() <= tolerance
+    assert (per_image[1:] - second).abs().max() <= tolerance
 
 
 @pytest.mark.parametrize("method,tolerance", [("ddnm", 1e-4), ("ssd", 1e-4), ("ddrm", 0.02), ("pigdm", 0.05)])

@@ -70,6 +70,13 @@ def test_bench_sharded_over_two_processes_matches_one(bench_args, tmp_path):
     assert quality_section(sharded / "table.md") == quality_section(single / "table.md")
 
 
+def test_bench_batches_give_the_same_table(bench_args, tmp_path):
+    one, batched = tmp_path / "one", tmp_path / "batched"
+    assert main([*bench_args, "--out", str(one)]) == 0
+    assert main([*bench_args, "--out", str(batched), "--batch-size", "2"]) == 0
+    assert quality_section(batched / "table.md") == quality_section(one / "table.md")
+
+
 def test_bench_rejects_bad_sweeps(bench_args, tmp_path, capsys):
     assert main([*bench_args, "--out", str(tmp_path / "x"), "--sweep", "nonsense=1"]) == 2
     assert "cannot sweep 'nonsense'" in capsys.readouterr().err

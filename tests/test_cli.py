@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from ssdiff.cli import main

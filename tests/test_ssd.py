@@ -114,20 +114,24 @@ def test_matches_a_reference_style_implementation(truth):
     betas_f = respaced_betas(alpha_bar, fwd)
     ab_b = np.cumprod(1 - respaced_betas(alpha_bar, bwd))
     ab_b_prev = np.append(1.0, ab_b[:-1])
-    g = torch.Generator().manual_seed(11)
+    generators = [torch.Generator().manual_seed(11) for _ in range(len(y))]  # one stream per image
+
+    def randn(shape):
+        return torch.stack([torch.randn(shape[1:], generator=g) for g in generators])
+
     x = op.A_pinv(y)
     for i in range(nf - 1):  # q_sample_ddim with add_noise
         eps = prior(x, fwd[i])
         x0 = ((x - math.sqrt(1 - ab_f[i]) * eps) / math.sqrt(ab_f[i])).clamp(-1, 1)
         c1, c2 = math.sqrt(1 - ab_f[i + 1] - eta * betas_f[i + 1]), math.sqrt(eta * betas_f[i + 1])
-        x = x0 * math.sqrt(ab_f[i + 1]) + c1 * eps + c2 * torch.randn(x.shape, generator=g)
+        x = x0 * math.sqrt(ab_f[i + 1]) + c1 * eps + c2 * randn(x.shape)
     for i in reversed(range(nb)):  # p_sample_svd with use_ddim
         eps = prior(x, bwd[i])
         x0 = ((x - math.sqrt(1 - ab_b[i]) * eps) / math.sqrt(ab_b[i])).clamp(-1, 1)
         x0 = op.project(x0, y)
         c1 = math.sqrt(1 - ddim_eta**2) * math.sqrt(1 - ab_b_prev[i])
         c2 = ddim_eta * math.sqrt(1 - ab_b_prev[i])
-        noise = torch.randn(x.shape, generator=g) if c2 > 0 else 0
+        noise = randn(x.shape) if c2 > 0 else 0
         x = x0 * math.sqrt(ab_b_prev[i]) + c1 * eps + c2 * noise
     assert torch.allclose(ours, x, atol=1e-5)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ssdiff.train import Trainer, TrainConfig, batch_indices, train, validation_loss
+from ssdiff.train import TrainConfig, Trainer, batch_indices, train, validation_loss
 
 TINY = {
     "in_channels": 3, "out_channels": 3, "block_out_channels": [16, 32], "layers_per_block": 1,

@@ -9,7 +9,8 @@ faithfulness-versus-realism plots per sweep, and sample grids.
 
 Run it in several processes with ``torchrun --nproc-per-node K -m ssdiff bench ...``: images
 are split across ranks (gloo on CPU, nccl on GPUs) and rank 0 merges the results. Every image
-has its own seed (``seed + index``), so sharding does not change any restoration.
+has its own seed (``seed + index``) and noise stream, so neither sharding nor the batch size
+changes any restoration.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .io import atomic_path, collect_images, crop_square, image_grid, open_image, pil_to_tensor, read_image, resize, write_bytes, write_image
+from .io import (
+    atomic_path,
+    collect_images,
+    crop_square,
+    image_grid,
+    open_image,
+    pil_to_tensor,
+    read_image,
+    resize,
+    write_bytes,
+    write_image,
+)
 from .metrics import consistency, load_lpips, psnr, ssim, swd
 from .operators import get_operator, parse_task
 from .pipeline import bicubic_upsample, display_measurement
@@ -96,6 +108,7 @@ class BenchConfig:
     crop_top: int | None = None
     seed: int = 0
     samples: int = 4
+    batch_size: int = 1
     device: str = "auto"
     lpips_weights: str | None = None
 
@@ -131,9 +144,9 @@ def load_truths(config: BenchConfig, size: tuple[int, int]) -> tuple[list[str], 
     return [f.stem for f in files], torch.stack(images)
 
 
-def measure_network_call(prior, size: tuple[int, int], repeats: int = 5) -> float:
-    """Median seconds of one network call on one image (after warm-up), in this process."""
-    x = torch.randn(1, 3, *size, device=prior.device)
+def measure_network_call(prior, size: tuple[int, int], batch: int = 1, repeats: int = 5) -> float:
+    """Median seconds of one network call per image at this batch size (after warm-up), in this process."""
+    x = torch.randn(batch, 3, *size, device=prior.device)
     with torch.no_grad():
         for _ in range(2):
             prior(x, 500)
@@ -146,7 +159,7 @@ def measure_network_call(prior, size: tuple[int, int], repeats: int = 5) -> floa
             if prior.device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - started)
-    return float(np.median(times))
+    return float(np.median(times)) / batch
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -158,13 +171,13 @@ def peak_memory_mb(device: torch.device) -> float:
 
 # ---- one image -----------------------------------------------------------------------------------
 
-def restore_one(prior, run: Run, truth: torch.Tensor, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Degrade one image for ``run``, restore it, and measure it."""
+def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Degrade images (B x 3 x H x W) for ``run``, restore them (image i with ``seeds[i]``), measure each."""
     from . import restore
 
     base, params = parse_task(run.task)
-    operator = get_operator(base, image_size=tuple(truth.shape[-2:]), **params)
-    x = truth[None].to(prior.device)
+    operator = get_operator(base, image_size=tuple(truths.shape[-2:]), **params)
+    x = truths.to(prior.device)
     y = operator.A(x)
     started = time.perf_counter()
     if run.method == "pinv":
@@ -172,19 +185,19 @@ def restore_one(prior, run: Run, truth: torch.Tensor, seed: int) -> tuple[torch.
     elif run.method == "bicubic":
         image, calls, backward = bicubic_upsample(y, operator), 0, 0
     else:
-        result = restore(prior, operator, y, method=run.method, nfe=run.nfe, seed=seed, **run.hparams())
+        result = restore(prior, operator, y, method=run.method, nfe=run.nfe, seed=seeds, **run.hparams())
         image, calls, backward = result.image, result.nfe, result.extras.get("backward_passes", 0)
     if prior.device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    seconds = (time.perf_counter() - started) / len(seeds)
     image = image.clamp(-1, 1)
     if not torch.isfinite(image).all():
         raise FloatingPointError(f"{run.key}: NaN or Inf in the restoration")
-    restored = image[0].cpu()
-    record = {"psnr": psnr(restored, truth), "ssim": ssim(restored, truth),
-              "consistency": consistency(operator, image, y), "seconds": seconds, "nfe": calls,
-              "backward_passes": backward, "peak_memory_mb": peak_memory_mb(prior.device)}
-    return restored, record
+    restored = image.cpu()
+    records = [{"psnr": psnr(r, t), "ssim": ssim(r, t), "consistency": consistency(operator, image[i : i + 1], y[i : i + 1]),
+                "seconds": seconds, "nfe": calls, "backward_passes": backward,
+                "peak_memory_mb": peak_memory_mb(prior.device)} for i, (r, t) in enumerate(zip(restored, truths))]
+    return restored, records
 
 
 # ---- the benchmark -------------------------------------------------------------------------------
@@ -210,21 +223,24 @@ def run_bench(config: BenchConfig) -> Path | None:
     size = prior.resolution
     stems, truths = load_truths(config, size)
     out = Path(config.out)
-    call_seconds = measure_network_call(prior, size)
+    call_seconds = measure_network_call(prior, size, config.batch_size)
     runs = config.runs()
     mine = [i for i in range(len(stems)) if i % world == rank]
-    jobs = [(run, i) for run in runs for i in mine]
-    with tqdm(total=len(jobs), desc=f"bench (rank {rank}/{world})" if world > 1 else "bench", unit="image",
+    with tqdm(total=len(runs) * len(mine), desc=f"bench (rank {rank}/{world})" if world > 1 else "bench", unit="image",
               disable=None) as bar:
-        for run, i in jobs:
-            record_path = out / "runs" / run.key / f"{stems[i]}.json"
-            if not record_path.exists():
-                restored, record = restore_one(prior, run, truths[i], config.seed + i)
-                record["overhead"] = record["seconds"] / (record["nfe"] * call_seconds) if record["nfe"] else None
-                record["call_seconds"] = call_seconds
-                write_image(restored, record_path.with_suffix(".png"))
-                write_bytes(json.dumps(record, indent=1).encode(), record_path)
-            bar.update(1)
+        for run in runs:
+            folder = out / "runs" / run.key
+            todo = [i for i in mine if not (folder / f"{stems[i]}.json").exists()]
+            bar.update(len(mine) - len(todo))
+            for start in range(0, len(todo), config.batch_size):
+                chunk = todo[start : start + config.batch_size]
+                restored, records = restore_batch(prior, run, truths[chunk], [config.seed + i for i in chunk])
+                for i, image, record in zip(chunk, restored, records):
+                    record["overhead"] = record["seconds"] / (record["nfe"] * call_seconds) if record["nfe"] else None
+                    record["call_seconds"] = call_seconds
+                    write_image(image, folder / f"{stems[i]}.png")
+                    write_bytes(json.dumps(record, indent=1).encode(), folder / f"{stems[i]}.json")
+                bar.update(len(chunk))
     if world > 1:
         torch.distributed.barrier()  # every rank's images are on disk
         torch.distributed.destroy_process_group()

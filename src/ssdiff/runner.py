@@ -26,7 +26,12 @@ from .io import InputError, ensure_output_dir, read_image, write_image
 from .metrics import consistency, psnr, ssim
 from .operators import LinearOperator, OperatorError, check_task, get_operator, task_scale, valid_image_size
 from .pipeline import (
-    display_measurement, image_to_measurement, measurement_to_image, pad_to, side_by_side, simulate_measurement,
+    display_measurement,
+    image_to_measurement,
+    measurement_to_image,
+    pad_to,
+    side_by_side,
+    simulate_measurement,
 )
 
 

@@ -26,8 +26,15 @@ from diffusers import UNet2DModel
 
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
 from .convert import (
-    CheckpointError, check_keys, convert_ddpm, convert_openai, ddpm_unet_config, detect_format,
-    infer_ddpm_config, infer_openai_config, openai_unet_config,
+    CheckpointError,
+    check_keys,
+    convert_ddpm,
+    convert_openai,
+    ddpm_unet_config,
+    detect_format,
+    infer_ddpm_config,
+    infer_openai_config,
+    openai_unet_config,
 )
 from .presets import PRESETS, Preset, builtin_weights_dir, find_preset
 from .prior import DiffusionPrior

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -59,7 +59,7 @@ def ddpm_posterior(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar_t: float, alph
 
 
 def noise_aware_update(operator, x0: torch.Tensor, eps: torch.Tensor, y: torch.Tensor, a_prev: float,
-                    eta: float, sigma_y: float, generator: torch.Generator) -> torch.Tensor:
+                       eta: float, sigma_y: float, noise: "NoiseSource") -> torch.Tensor:
     """The DDNM+ update for a noisy ``y`` (DDNM Eqs. 17-19, in the operator's SVD view).
 
     ``x0_hat = x0 - V Lambda V^T A^+(A x0 - y)`` and ``x = sqrt(a) x0_hat + V(D1 z + D2 V^T eps)``:
@@ -79,8 +79,8 @@ def noise_aware_update(operator, x0: torch.Tensor, eps: torch.Tensor, y: torch.T
     d1 = torch.full_like(s, sigma_t * eta)
     d1 = torch.where(cleaner, (sigma_t**2 - noise_floor**2).clamp_min(0).sqrt(), d1)
     d2 = torch.where(noisier | cleaner, torch.zeros_like(s), torch.full_like(s, sigma_t * math.sqrt(1 - eta**2)))
-    noise = d1 * gaussian_like(x0, generator) + d2 * operator.Vt(eps)
-    return scale * x0_hat + operator.V(noise)
+    fresh = d1 * noise.like(x0) + d2 * operator.Vt(eps)
+    return scale * x0_hat + operator.V(fresh)
 
 
 def make_generator(seed: int | None, device: torch.device | str) -> torch.Generator:
@@ -93,9 +93,25 @@ def make_generator(seed: int | None, device: torch.device | str) -> torch.Genera
     return generator
 
 
-def gaussian_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Standard normal noise shaped like ``x``, drawn from ``generator`` so runs are reproducible."""
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+class NoiseSource:
+    """Gaussian noise with one generator per batch element.
+
+    An image's restoration then depends on its own seed only, not on the batch it is in: with
+    one ``seed`` every element draws the same stream, and a list gives each element its own.
+    """
+
+    def __init__(self, seed: int | Sequence[int] | None, batch: int, device: torch.device | str):
+        seeds = list(seed) if isinstance(seed, (list, tuple)) else [seed] * batch
+        if len(seeds) != batch:
+            raise ValueError(f"got {len(seeds)} seeds for a batch of {batch}")
+        self.generators = [make_generator(s, device) for s in seeds]
+
+    def draw(self, shape: Sequence[int], device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Standard normal noise of ``shape`` (batch first), each element from its own generator."""
+        return torch.stack([torch.randn(tuple(shape[1:]), generator=g, device=device, dtype=dtype) for g in self.generators])
+
+    def like(self, x: torch.Tensor) -> torch.Tensor:
+        return self.draw(x.shape, x.device, x.dtype)
 
 
 class CallCounter:

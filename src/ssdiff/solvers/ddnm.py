@@ -9,7 +9,13 @@ import torch
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, leading_steps
 from .common import (
-    CallCounter, EpsPrior, Restoration, ddim_move, gaussian_like, make_generator, noise_aware_update, predict_x0,
+    CallCounter,
+    EpsPrior,
+    NoiseSource,
+    Restoration,
+    ddim_move,
+    noise_aware_update,
+    predict_x0,
 )
 
 
@@ -23,17 +29,17 @@ def ddnm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int
     as in the authors' ``Lambda`` / ``Lambda_noise``. Time steps ``990, 980, ..., 0`` for 100 NFEs.
     """
     schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
-    counter, generator = CallCounter(prior), make_generator(seed, y.device)
+    counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     shape = (y.shape[0], 3, *operator.image_shape(y))
-    x = torch.randn(shape, generator=generator, device=y.device)
+    x = noise.draw(shape, y.device)
     for t, t_prev in descending_pairs(leading_steps(nfe, schedule.num_train_timesteps)):
         a, a_prev = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
         eps = counter(x, t)
         x0 = predict_x0(x, eps, a, clip=False)
         if sigma_y <= 0:
             x0 = operator.project(x0, y)
-            x = ddim_move(x0, eps, a_prev, eta * math.sqrt(1 - a_prev), gaussian_like(x, generator))
+            x = ddim_move(x0, eps, a_prev, eta * math.sqrt(1 - a_prev), noise.like(x))
         else:
-            x = noise_aware_update(operator, x0, eps, y, a_prev, eta, sigma_y, generator)
+            x = noise_aware_update(operator, x0, eps, y, a_prev, eta, sigma_y, noise)
     return Restoration(image=x, nfe=counter.calls, extras={"eta": eta, "sigma_y": sigma_y})

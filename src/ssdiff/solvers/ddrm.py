@@ -8,7 +8,7 @@ import torch
 
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, leading_steps
-from .common import CallCounter, EpsPrior, Restoration, gaussian_like, make_generator, predict_x0
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, predict_x0
 
 
 @torch.no_grad()
@@ -23,11 +23,11 @@ def ddrm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int
     Defaults are the paper's (eta = 0.85, eta_b = 1); time steps ``0, T/n, ...`` as its runner.
     """
     schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
-    counter, generator = CallCounter(prior), make_generator(seed, y.device)
+    counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     steps = leading_steps(nfe, schedule.num_train_timesteps)
     shape = (y.shape[0], 3, *operator.image_shape(y))
-    x = torch.randn(shape, generator=generator, device=y.device)
+    x = noise.draw(shape, y.device)
     s = operator.singular_map(x).expand_as(x)
     measured = s > 0
     s_safe = torch.where(measured, s, torch.ones_like(s))
@@ -46,15 +46,15 @@ def ddrm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int
         x0 = operator.Vt(predict_x0(x, eps, a, clip=False))
         sigma_next = math.sqrt(1 - a_prev) / math.sqrt(a_prev)
         std, tilde = sigma_next * eta, sigma_next * math.sqrt(1 - eta**2)
-        out = x0 + tilde * operator.Vt(eps) + std * gaussian_like(x, generator)
+        out = x0 + tilde * operator.Vt(eps) + std * noise.like(x)
         after = measured & (s * sigma_next < sigma_y)
         if after.any():
-            guided = x0 + tilde * s * (y_bar - x0) / max(sigma_y, 1e-12) + std * gaussian_like(x, generator)
+            guided = x0 + tilde * s * (y_bar - x0) / max(sigma_y, 1e-12) + std * noise.like(x)
             out = torch.where(after, guided, out)
         before = measured & (s * sigma_next > sigma_y)
         if before.any():
             spread = (sigma_next**2 - (sigma_y / s_safe) ** 2 * eta_b**2).clamp_min(0).sqrt()
-            pinned = eta_b * y_bar + (1 - eta_b) * x0 + spread * gaussian_like(x, generator)
+            pinned = eta_b * y_bar + (1 - eta_b) * x0 + spread * noise.like(x)
             out = torch.where(before, pinned, out)
         x = math.sqrt(a_prev) * operator.V(out)
     return Restoration(image=x, nfe=counter.calls, extras={"eta": eta, "eta_b": eta_b, "sigma_y": sigma_y})

@@ -6,7 +6,7 @@ import torch
 
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, leading_steps
-from .common import CallCounter, EpsPrior, Restoration, ddpm_posterior, gaussian_like, make_generator, predict_x0
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, ddpm_posterior, predict_x0
 
 # Step sizes of the authors' released configurations (FFHQ): SR and blur 0.3, inpainting 0.5.
 DPS_ZETA = {"inpaint": 0.5}
@@ -29,9 +29,9 @@ def dps(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     """
     schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
     zeta = dps_zeta(operator) if zeta is None else zeta
-    counter, generator = CallCounter(prior), make_generator(seed, y.device)
+    counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
-    x = torch.randn((y.shape[0], 3, *operator.image_shape(y)), generator=generator, device=y.device)
+    x = noise.draw((y.shape[0], 3, *operator.image_shape(y)), y.device)
     for t, t_prev in descending_pairs(leading_steps(nfe, schedule.num_train_timesteps)):
         a, a_prev = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
         with torch.enable_grad():
@@ -41,6 +41,6 @@ def dps(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
             distance = (y - operator.A(x0)).flatten(1).norm(dim=1)
             (gradient,) = torch.autograd.grad(distance.sum(), x)
         mean, std = ddpm_posterior(x.detach(), x0.detach(), a, a_prev)
-        x = mean + std * gaussian_like(mean, generator) - zeta * gradient
+        x = mean + std * noise.like(mean) - zeta * gradient
     return Restoration(image=x.detach(), nfe=counter.calls,
                        extras={"zeta": zeta, "backward_passes": counter.calls})

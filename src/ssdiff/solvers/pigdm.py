@@ -8,7 +8,7 @@ import torch
 
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, leading_steps
-from .common import CallCounter, EpsPrior, Restoration, ddim_sigma, gaussian_like, make_generator, predict_x0
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, ddim_sigma, predict_x0
 
 
 def pigdm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 100, eta: float = 0.0,
@@ -20,12 +20,12 @@ def pigdm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: in
     implementation of PiGDM (``awd``, ``grad_term_weight = 1``, ``eta = 0``).
     """
     schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
-    counter, generator = CallCounter(prior), make_generator(seed, y.device)
+    counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     steps = leading_steps(nfe, schedule.num_train_timesteps)
     target = operator.A_pinv(y)
     a_start = schedule.alpha_bar_at(steps[-1])
-    x = math.sqrt(a_start) * target + math.sqrt(1 - a_start) * gaussian_like(target, generator)
+    x = math.sqrt(a_start) * target + math.sqrt(1 - a_start) * noise.like(target)
     for t, t_prev in descending_pairs(steps):
         a, a_prev = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
         with torch.enable_grad():
@@ -38,5 +38,5 @@ def pigdm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: in
         x = (math.sqrt(a_prev) * x0.detach() + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps.detach()
              + guidance * math.sqrt(a_prev * a) * g)
         if sigma > 0:
-            x = x + sigma * gaussian_like(x, generator)
+            x = x + sigma * noise.like(x)
     return Restoration(image=x.detach(), nfe=counter.calls, extras={"backward_passes": counter.calls, "eta": eta})

@@ -8,7 +8,7 @@ import torch
 
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, leading_steps
-from .common import CallCounter, EpsPrior, Restoration, gaussian_like, make_generator
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration
 
 
 def red_diff(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 100, lr: float = 0.1,
@@ -20,18 +20,18 @@ def red_diff(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe:
     0.9/0.99). Means are taken per image and summed over the batch so that images do not interact.
     """
     schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
-    counter, generator = CallCounter(prior), make_generator(seed, y.device)
+    counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     mu = operator.A_pinv(y).detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([mu], lr=lr, betas=(0.9, 0.99))
     for t, _ in descending_pairs(leading_steps(nfe, schedule.num_train_timesteps)):
         a = schedule.alpha_bar_at(t)
-        noise = gaussian_like(mu, generator)
+        z = noise.like(mu)
         with torch.no_grad():
-            eps = counter(math.sqrt(a) * mu + math.sqrt(1 - a) * noise, t)
+            eps = counter(math.sqrt(a) * mu + math.sqrt(1 - a) * z, t)
         with torch.enable_grad():
             fidelity = ((y - operator.A(mu)) ** 2).flatten(1).mean(1).sum() / 2
-            regulariser = ((eps - noise) * mu).flatten(1).mean(1).sum()
+            regulariser = ((eps - z) * mu).flatten(1).mean(1).sum()
             loss = obs_weight * fidelity + lam * math.sqrt(1 - a) / math.sqrt(a) * regulariser
             optimizer.zero_grad()
             loss.backward()

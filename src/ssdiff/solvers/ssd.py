@@ -21,7 +21,13 @@ import torch
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule, uniform_steps
 from .common import (
-    CallCounter, EpsPrior, Restoration, ddim_move, gaussian_like, make_generator, noise_aware_update, predict_x0,
+    CallCounter,
+    EpsPrior,
+    NoiseSource,
+    Restoration,
+    ddim_move,
+    noise_aware_update,
+    predict_x0,
 )
 
 # Hook called at every network evaluation: (phase, step index, time step, x_t) -> None.
@@ -69,7 +75,7 @@ class SSDSchedule:
 
 
 @torch.no_grad()
-def da_inversion(prior: EpsPrior, x: torch.Tensor, steps: list[int], eta: float, generator: torch.Generator,
+def da_inversion(prior: EpsPrior, x: torch.Tensor, steps: list[int], eta: float, noise: NoiseSource,
                  schedule: NoiseSchedule = DEFAULT_SCHEDULE, hook: StepHook | None = None) -> torch.Tensor:
     """DA inversion from ``x`` at ``steps[0]`` to ``steps[-1]`` (SSD Eq. 10).
 
@@ -85,13 +91,13 @@ def da_inversion(prior: EpsPrior, x: torch.Tensor, steps: list[int], eta: float,
         a_next = schedule.alpha_bar_at(t_next)
         beta = 1.0 - a_next / schedule.alpha_bar_at(t)
         sigma = math.sqrt(max(eta * beta, 0.0))
-        x = ddim_move(x0, eps, a_next, sigma, gaussian_like(x, generator) if sigma > 0 else None)
+        x = ddim_move(x0, eps, a_next, sigma, noise.like(x) if sigma > 0 else None)
     return x
 
 
 @torch.no_grad()
 def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int], operator: LinearOperator | None,
-                             y: torch.Tensor | None, projected: int, ddim_eta: float, generator: torch.Generator,
+                             y: torch.Tensor | None, projected: int, ddim_eta: float, noise: NoiseSource,
                              schedule: NoiseSchedule = DEFAULT_SCHEDULE, hook: StepHook | None = None,
                              sigma_y: float = 0.0) -> torch.Tensor:
     """DDIM generation down ``steps`` (walked from the last), projecting x0 at the first ``projected`` steps.
@@ -111,12 +117,12 @@ def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int],
         x0 = predict_x0(x, eps, schedule.alpha_bar_at(t))
         a_prev = schedule.alpha_bar_at(steps[k - 1] if k > 0 else -1)
         if operator is not None and i < projected and sigma_y > 0:
-            x = noise_aware_update(operator, x0, eps, y, a_prev, ddim_eta, sigma_y, generator)
+            x = noise_aware_update(operator, x0, eps, y, a_prev, ddim_eta, sigma_y, noise)
             continue
         if operator is not None and i < projected:
             x0 = operator.project(x0, y)
         sigma = ddim_eta * math.sqrt(1.0 - a_prev)
-        x = ddim_move(x0, eps, a_prev, sigma, gaussian_like(x, generator) if sigma > 0 else None)
+        x = ddim_move(x0, eps, a_prev, sigma, noise.like(x) if sigma > 0 else None)
     return x
 
 
@@ -139,18 +145,18 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t)
     schedule: NoiseSchedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
     counter = CallCounter(prior)
-    generator = make_generator(seed, y.device)
+    noise = NoiseSource(seed, y.shape[0], y.device)
 
     x = operator.A_pinv(y).float()
     if inversion == "da":
-        x = da_inversion(counter, x, plan.forward, eta, generator, schedule, hook)
+        x = da_inversion(counter, x, plan.forward, eta, noise, schedule, hook)
     elif inversion == "sdedit":
         a = schedule.alpha_bar_at(plan.forward[-1])
-        x = math.sqrt(a) * x + math.sqrt(1 - a) * gaussian_like(x, generator)
+        x = math.sqrt(a) * x + math.sqrt(1 - a) * noise.like(x)
     else:
         raise ValueError(f"unknown inversion {inversion!r}; use 'da' or 'sdedit'")
     x = generate_with_projection(counter, x, plan.backward, operator if back_projection else None, y.float(),
-                                 plan.projected, ddim_eta, generator, schedule, hook, sigma_y)
+                                 plan.projected, ddim_eta, noise, schedule, hook, sigma_y)
     extras = {"t0": t0, "eta": eta, "ddim_eta": ddim_eta, "forward_steps": plan.forward, "backward_steps": plan.backward,
               "projected_steps": plan.projected, "sigma_y": sigma_y}
     return Restoration(image=x, nfe=counter.calls, extras=extras)

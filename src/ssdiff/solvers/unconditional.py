@@ -6,7 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule, ddim_steps
-from .common import EpsPrior, ddim_move, ddim_sigma, gaussian_like, make_generator, predict_x0
+from .common import EpsPrior, NoiseSource, ddim_move, ddim_sigma, predict_x0
 
 
 @torch.no_grad()
@@ -21,13 +21,13 @@ def ddim_sample(
     progress: bool = False,
 ) -> torch.Tensor:
     """Draw ``shape`` images from pure noise with ``num_steps`` DDIM steps (Song et al. 2021, Eq. 12)."""
-    generator = make_generator(seed, device)
+    noise = NoiseSource(seed, shape[0], device)
     steps = ddim_steps(num_steps, schedule.num_train_timesteps)
-    x = torch.randn(shape, generator=generator, device=device)
+    x = noise.draw(shape, device)
     for k in tqdm(range(len(steps) - 1, -1, -1), desc="DDIM sampling", disable=not progress):
         ab_t = schedule.alpha_bar_at(steps[k])
         ab_prev = schedule.alpha_bar_at(steps[k - 1] if k > 0 else -1)
         eps = prior(x, steps[k])
         x0 = predict_x0(x, eps, ab_t)
-        x = ddim_move(x0, eps, ab_prev, ddim_sigma(ab_t, ab_prev, eta), gaussian_like(x, generator) if eta > 0 else None)
+        x = ddim_move(x0, eps, ab_prev, ddim_sigma(ab_t, ab_prev, eta), noise.like(x) if eta > 0 else None)
     return x
