@@ -42,3 +42,22 @@ def images() -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     coarse = torch.rand(2, 3, 8, 8, generator=generator) * 2 - 1
     return torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bilinear", align_corners=False)
+
+
+def write_images(folder: Path, images: torch.Tensor, names: list[str]) -> Path:
+    """Save tensors in [-1, 1] as 8-bit PNGs named ``names`` in ``folder``."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in zip(names, images):
+        array = ((image.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        Image.fromarray(array).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture()
+def tiny_model_args(golden: Path, model_configs: dict, tmp_path: Path) -> list[str]:
+    """CLI options that select the golden tiny DDPM network."""
+    config = tmp_path / "tiny_config.json"
+    config.write_text(json.dumps(model_configs["ddpm_model_small"]))
+    return ["--model", str(golden / "ddpm_model_small.safetensors"), "--config", str(config)]

@@ -61,7 +61,8 @@ def test_dps_reduces_the_measurement_error():
     truth = (0.2 + 0.3 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))).clamp(-1, 1)
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
     y = op.A(truth)
-    error = lambda zeta: (op.A(restore(GaussianPrior(), op, y, method="dps", nfe=50, zeta=zeta).image) - y).abs().mean()
+    def error(zeta):
+        return (op.A(restore(GaussianPrior(), op, y, method="dps", nfe=50, zeta=zeta).image) - y).abs().mean()
     assert error(3.0) < 0.6 * error(0.0)  # few steps: DPS needs a large step to pull toward y
 
 
@@ -70,7 +71,8 @@ def test_ddnm_plus_beats_ddnm_on_noisy_measurements():
     op = get_operator("sr_average", image_size=(32, 32), scale=2)
     sigma_y = 0.5
     y = op.A(truth) + sigma_y * torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(7))
-    mse = lambda **kw: ((restore(GaussianPrior(), op, y, method="ddnm", nfe=50, seed=0, **kw).image - truth) ** 2).mean()
+    def mse(**kw):
+        return ((restore(GaussianPrior(), op, y, method="ddnm", nfe=50, seed=0, **kw).image - truth) ** 2).mean()
     assert mse(sigma_y=sigma_y) < 0.6 * mse()  # plain DDNM copies the noise of y into x
 
 
@@ -79,7 +81,8 @@ def test_ddrm_uses_the_noise_level():
     op = get_operator("deblur_gauss_full", image_size=(32, 32))
     sigma_y = 0.1
     y = op.A(truth) + sigma_y * torch.randn(op.A(truth).shape, generator=torch.Generator().manual_seed(9))
-    mse = lambda **kw: ((restore(GaussianPrior(), op, y, method="ddrm", nfe=20, seed=0, **kw).image - truth) ** 2).mean()
+    def mse(**kw):
+        return ((restore(GaussianPrior(), op, y, method="ddrm", nfe=20, seed=0, **kw).image - truth) ** 2).mean()
     assert mse(sigma_y=sigma_y) < mse()
 
 

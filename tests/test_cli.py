@@ -1,7 +1,7 @@
-import json
 from pathlib import Path
 
 import pytest
+from conftest import write_images
 from PIL import Image
 
 from ssdiff.cli import main
@@ -10,19 +10,12 @@ from ssdiff.io import read_image
 
 @pytest.fixture()
 def photos(tmp_path, images) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for index, image in enumerate(images):
-        array = ((image.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
-        Image.fromarray(array).save(folder / f"face{index}.png")
-    return folder
+    return write_images(tmp_path / "photos", images, ["face0", "face1"])
 
 
 @pytest.fixture()
-def model_args(golden, model_configs, tmp_path) -> list[str]:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(model_configs["ddpm_model_small"]))
-    return ["--model", str(golden / "ddpm_model_small.safetensors"), "--config", str(config), "--nfe", "6"]
+def model_args(tiny_model_args) -> list[str]:
+    return [*tiny_model_args, "--nfe", "6"]
 
 
 def test_restore_from_clean_writes_all_outputs(photos, model_args, tmp_path, capsys):

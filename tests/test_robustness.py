@@ -1,7 +1,6 @@
 """Real photos in, nothing lost: odd inputs, bad inputs, interruptions, any size."""
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,8 @@ def save_rgb(path: Path, height: int = 32, width: int = 32, seed: int = 0) -> Pa
 
 
 @pytest.fixture()
-def model_args(golden, model_configs, tmp_path) -> list[str]:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(model_configs["ddpm_model_small"]))
-    return ["--model", str(golden / "ddpm_model_small.safetensors"), "--config", str(config), "--nfe", "4"]
+def model_args(tiny_model_args) -> list[str]:
+    return [*tiny_model_args, "--nfe", "4"]
 
 
 def files_in(folder: Path) -> list[Path]:

@@ -79,7 +79,8 @@ def test_ssd_plus_stops_projecting_below_the_stop_time(truth):
         return project(x, y)
 
     op.project = spy
-    hook = lambda phase, i, t, x: state.update(t=t) if phase == "generation" else None
+    def hook(phase, i, t, x):
+        return state.update(t=t) if phase == "generation" else None
     result = restore(GaussianPrior(), op, op.A(truth), method="ssd+", nfe=30, seed=0, hook=hook)
     generation = result.extras["backward_steps"]
     assert all(t >= 200 for t in state["projected"])
@@ -161,5 +162,6 @@ def test_noise_aware_projection_beats_plain_projection_on_noisy_y(task, options)
     sigma_y = 0.3
     clean = op.A(truth)
     y = clean + sigma_y * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))
-    score = lambda **kw: np.mean([psnr(r, t) for r, t in zip(restore(GaussianPrior(), op, y, nfe=30, seed=0, **kw).image, truth)])
+    def score(**kw):
+        return np.mean([psnr(r, t) for r, t in zip(restore(GaussianPrior(), op, y, nfe=30, seed=0, **kw).image, truth)])
     assert score(sigma_y=sigma_y) > score() + 0.5

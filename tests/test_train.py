@@ -53,7 +53,8 @@ def test_resume_reaches_the_identical_state(folder, tmp_path):
         ours, theirs = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert torch.equal(straight.generator.get_state(), resumed.generator.get_state())
-    logged = lambda run: [(r["step"], r["loss"]) for r in csv.DictReader(open(tmp_path / run / "loss.csv"))]
+    def logged(run):
+        return [(r["step"], r["loss"]) for r in csv.DictReader(open(tmp_path / run / "loss.csv"))]
     assert logged("a") == logged("b")
 
 

@@ -94,20 +94,29 @@ def ddpm_attention_levels(config: Mapping[str, Any]) -> list[int]:
     return [i for i in range(len(config["ch_mult"])) if size // 2**i in set(config["attn_resolutions"])]
 
 
+def _unet_levels(image_size: int | None, in_channels: int, out_channels: int, base: int, mult: list[int],
+                 res_blocks: int, attention: set[int], plain: tuple[str, str]) -> dict[str, Any]:
+    """The level structure both reference UNets share: widths, blocks, and where attention is."""
+    levels = range(len(mult))
+    return {
+        "sample_size": image_size,
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "block_out_channels": [base * m for m in mult],
+        "layers_per_block": res_blocks,
+        "down_block_types": ["AttnDownBlock2D" if lv in attention else plain[0] for lv in levels],
+        "up_block_types": ["AttnUpBlock2D" if lv in attention else plain[1] for lv in reversed(levels)],
+    }
+
+
 def ddpm_unet_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """UNet2DModel keyword arguments equivalent to a DDPM/SDEdit ``Model`` config."""
     if not config.get("resamp_with_conv", True):
         raise CheckpointError("DDPM models without resampling convolutions are not supported")
-    attn = set(ddpm_attention_levels(config))
-    levels = range(len(config["ch_mult"]))
     return {
-        "sample_size": config.get("image_size"),
-        "in_channels": config.get("in_channels", 3),
-        "out_channels": config["out_ch"],
-        "block_out_channels": [config["ch"] * m for m in config["ch_mult"]],
-        "layers_per_block": config["num_res_blocks"],
-        "down_block_types": ["AttnDownBlock2D" if i in attn else "DownBlock2D" for i in levels],
-        "up_block_types": ["AttnUpBlock2D" if i in attn else "UpBlock2D" for i in reversed(levels)],
+        **_unet_levels(config.get("image_size"), config.get("in_channels", 3), config["out_ch"], config["ch"],
+                       config["ch_mult"], config["num_res_blocks"], set(ddpm_attention_levels(config)),
+                       ("DownBlock2D", "UpBlock2D")),
         "attention_head_dim": None,  # one head spanning all channels
         "norm_num_groups": 32,
         "norm_eps": 1e-6,
@@ -181,17 +190,11 @@ def openai_unet_config(config: Mapping[str, Any]) -> dict[str, Any]:
     updown = config.get("resblock_updown", False)
     if not updown and not config.get("conv_resample", True):
         raise CheckpointError("OpenAI UNets with parameter-free resampling are not supported")
-    levels = range(len(config["channel_mult"]))
-    attn = {lv for lv in levels if 2**lv in set(config["attention_resolutions"])}
-    plain_down, plain_up = ("ResnetDownsampleBlock2D", "ResnetUpsampleBlock2D") if updown else ("DownBlock2D", "UpBlock2D")
+    attention = {lv for lv in range(len(config["channel_mult"])) if 2**lv in set(config["attention_resolutions"])}
+    plain = ("ResnetDownsampleBlock2D", "ResnetUpsampleBlock2D") if updown else ("DownBlock2D", "UpBlock2D")
     return {
-        "sample_size": config.get("image_size"),
-        "in_channels": config.get("in_channels", 3),
-        "out_channels": config["out_channels"],
-        "block_out_channels": [config["model_channels"] * m for m in config["channel_mult"]],
-        "layers_per_block": config["num_res_blocks"],
-        "down_block_types": ["AttnDownBlock2D" if lv in attn else plain_down for lv in levels],
-        "up_block_types": ["AttnUpBlock2D" if lv in attn else plain_up for lv in reversed(levels)],
+        **_unet_levels(config.get("image_size"), config.get("in_channels", 3), config["out_channels"],
+                       config["model_channels"], config["channel_mult"], config["num_res_blocks"], attention, plain),
         "downsample_type": "resnet" if updown else "conv",
         "upsample_type": "resnet" if updown else "conv",
         "attention_head_dim": openai_head_dim(config),
