@@ -343,15 +343,12 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
 
 
 def _plot(out: Path, rows: list[dict]) -> None:
-    try:
-        import matplotlib
-        import matplotlib.ticker
+    import matplotlib
+    import matplotlib.ticker
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("plots skipped: matplotlib is not installed (pip install 'ssdiff[bench]')")
-        return
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
     main = [r for r in rows if not r["sweep"] and r["NFE"]]
     direct = [r for r in rows if not r["sweep"] and not r["NFE"]]
     for task in dict.fromkeys(r["task"] for r in main):
