@@ -151,6 +151,8 @@ def add_demo_parser(subparsers) -> None:
     )
     add_task_options(p, required=False)
     p.add_argument("--out", default="ssdiff_demo.png", help="the PNG to write (default: ./ssdiff_demo.png)")
+    p.add_argument("--sigma-y", type=float, default=0.0, help="add Gaussian noise of this std ([-1, 1] units) to the "
+                   "measurement and restore with the noise-aware back-projection")
     p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
     add_solver_options(p)
     p.set_defaults(func=run_demo)
@@ -163,7 +165,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.task == "sr_bicubic":
         params.setdefault("scale", 4)
     figures = demo(out=args.out, task=args.task, model=args.model, nfe=args.nfe, method=args.method, seed=args.seed,
-                   device=args.device, hparams=solver_params(args), **params)
+                   device=args.device, hparams=solver_params(args), sigma_y=args.sigma_y, **params)
     print(f"wrote {figures['path']}")
     print(f"{figures['task']} on a {figures['model']} prior ({figures['device']}), {args.method}, {figures['nfe']} network calls")
     for name in ("bicubic", "measurement", "A+y", args.method.upper()):

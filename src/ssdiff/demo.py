@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .io import pil_to_tensor, resize, tensor_to_pil, write_image
 from .metrics import psnr, ssim
 from .operators import LinearOperator, get_operator
-from .pipeline import bicubic_upsample, display_measurement
+from .pipeline import bicubic_upsample, display_measurement, simulate_measurement
 
 # The face in skimage's 512 x 512 astronaut, framed as the CelebA crops are (eyes near mid-height).
 ASTRONAUT_FACE_BOX = (134, 18, 314, 198)
@@ -59,12 +59,14 @@ def render(panels: list[Panel], zoom: int = 3) -> Image.Image:
 
 
 def demo_panels(prior, operator: LinearOperator, truth: torch.Tensor, method: str = "ssd", nfe: int = 30,
-                seed: int = 0, **hparams) -> tuple[list[Panel], dict]:
-    """Degrade ``truth`` (3 x H x W), restore it, and return the panels and the run's figures."""
+                seed: int = 0, sigma_y: float = 0.0, **hparams) -> tuple[list[Panel], dict]:
+    """Degrade ``truth`` (3 x H x W) (plus noise of std ``sigma_y``), restore it, and return the panels and figures."""
     from . import restore
 
     x = truth[None].to(prior.device)
-    y = operator.A(x)
+    y = simulate_measurement(operator, x, sigma_y, generator=torch.Generator().manual_seed(seed))
+    if sigma_y > 0:
+        hparams["sigma_y"] = sigma_y
     baseline = operator.A_pinv(y).clamp(-1, 1)
     started = time.perf_counter()
     result = restore(prior, operator, y, method=method, nfe=nfe, seed=seed, **hparams)
@@ -87,7 +89,8 @@ def demo_panels(prior, operator: LinearOperator, truth: torch.Tensor, method: st
 
 
 def run_demo(out: str | Path = "ssdiff_demo.png", task: str = "sr_bicubic", model: str = "celeba64", nfe: int = 30,
-             method: str = "ssd", seed: int = 0, device: str = "auto", hparams: dict | None = None, **params) -> dict:
+             method: str = "ssd", seed: int = 0, device: str = "auto", hparams: dict | None = None,
+             sigma_y: float = 0.0, **params) -> dict:
     """Run the demo end to end and write the side-by-side PNG; returns the figures printed by the CLI."""
     from . import load_model
 
@@ -96,7 +99,8 @@ def run_demo(out: str | Path = "ssdiff_demo.png", task: str = "sr_bicubic", mode
     size = prior.resolution
     truth = astronaut_face(size[0])
     operator = get_operator(task, image_size=size, **params)
-    panels, figures = demo_panels(prior, operator, truth, method=method, nfe=nfe, seed=seed, **(hparams or {}))
+    panels, figures = demo_panels(prior, operator, truth, method=method, nfe=nfe, seed=seed, sigma_y=sigma_y,
+                                  **(hparams or {}))
     path = write_image(render(panels), out)
     figures.update(path=str(path), total_seconds=time.perf_counter() - started, task=operator.name,
                    model=prior.name, device=str(prior.device))
