@@ -72,3 +72,11 @@ def test_data_order_depends_only_on_seed_and_step():
     assert len(set(first.tolist())) == 8  # one epoch: no repeats
     assert torch.equal(batch_indices(5, 10, 4, seed=0), batch_indices(5, 10, 4, seed=0))
     assert not torch.equal(batch_indices(0, 10, 4, seed=0), batch_indices(0, 10, 4, seed=1))
+
+
+def test_unconditional_samples_are_distinct_and_seeded(tiny_ddpm):
+    from ssdiff.solvers.unconditional import ddim_sample
+
+    samples = ddim_sample(tiny_ddpm, (3, 3, 32, 32), num_steps=5, seed=0)
+    assert (samples[0] - samples[1]).abs().max() > 1e-2
+    assert torch.equal(samples, ddim_sample(tiny_ddpm, (3, 3, 32, 32), num_steps=5, seed=0))

@@ -21,7 +21,8 @@ def ddim_sample(
     progress: bool = False,
 ) -> torch.Tensor:
     """Draw ``shape`` images from pure noise with ``num_steps`` DDIM steps (Song et al. 2021, Eq. 12)."""
-    noise = NoiseSource(seed, shape[0], device)
+    # one stream per sample, seeded seed, seed + 1, ...: a batch of distinct samples
+    noise = NoiseSource(None if seed is None else [seed + i for i in range(shape[0])], shape[0], device)
     steps = ddim_steps(num_steps, schedule.num_train_timesteps)
     x = noise.draw(shape, device)
     for k in tqdm(range(len(steps) - 1, -1, -1), desc="DDIM sampling", disable=not progress):
