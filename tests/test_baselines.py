@@ -108,6 +108,11 @@ def test_attention_injection_replaces_decoder_maps(tiny_ddpm, images):
     assert (injected.image - plain.image).abs().max() > 1e-4
     only_first = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=30, seed=0, inject_steps=[1])
     assert only_first.extras["injected_maps"] == 3
+    # other budgets: generation steps are aligned onto the inversion steps, so all maps are used
+    odd = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=23, seed=0)
+    forward = odd.extras["forward_steps"]
+    assert set(forward) <= set(odd.extras["backward_steps"])
+    assert odd.extras["injected_maps"] == (len(forward) - 1) * 3
     # processors are restored afterwards: a plain run is unchanged
     assert torch.equal(restore(tiny_ddpm, op, y, method="ssd", nfe=30, seed=0).image, plain.image)
 

@@ -53,7 +53,7 @@ def ssd_attention_injection(prior: EpsPrior, operator: LinearOperator, y: torch.
     indices of the inversion steps whose maps are used, default all)."""
     injector = AttentionInjector(getattr(prior, "network", None), inject_layers, inject_steps)
     with injector.attached():
-        result = ssd(prior, operator, y, hook=injector.hook, **{**task_defaults(operator), **kwargs})
+        result = ssd(prior, operator, y, hook=injector.hook, **{**task_defaults(operator), "align_steps": True, **kwargs})
     result.extras.update(injected_maps=injector.injected, inject_layers=inject_layers, inject_steps=inject_steps)
     return result
 

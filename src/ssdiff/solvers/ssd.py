@@ -65,13 +65,22 @@ class SSDSchedule:
     projected: int  # generation steps (from the first) that use back-projection
 
     @classmethod
-    def build(cls, t0: int, forward_steps: int, backward_steps: int, stop_consistency_t: int | None = None) -> "SSDSchedule":
+    def build(cls, t0: int, forward_steps: int, backward_steps: int, stop_consistency_t: int | None = None,
+              align: bool = False) -> "SSDSchedule":
+        """``align`` moves the generation step nearest to each inversion step onto it (what attention
+        injection needs; the paper's 5/25 and 15/85 splits are aligned already)."""
         if not 1 <= t0 <= DEFAULT_SCHEDULE.num_train_timesteps:
             raise ValueError(f"t0 must be in [1, 1000], got {t0}")
         if forward_steps < 1 or backward_steps < 1:
             raise ValueError(f"need at least one inversion and one generation step, got {forward_steps}, {backward_steps}")
-        backward = uniform_steps(t0 - 1, backward_steps)
-        return cls(uniform_steps(t0 - 1, forward_steps), backward, stop_index(t0, stop_consistency_t, len(backward)))
+        forward, backward = uniform_steps(t0 - 1, forward_steps), uniform_steps(t0 - 1, backward_steps)
+        if align:
+            for t in forward:
+                if t not in backward:
+                    nearest = min(range(len(backward)), key=lambda i: abs(backward[i] - t))
+                    backward[nearest] = t
+            backward = sorted(set(backward))
+        return cls(forward, backward, stop_index(t0, stop_consistency_t, len(backward)))
 
 
 @torch.no_grad()
@@ -129,7 +138,8 @@ def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int],
 def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 30, t0: int = 550, eta: float = 0.4,
         ddim_eta: float = 0.8, stop_consistency_t: int | None = None, forward_steps: int | None = None,
         backward_steps: int | None = None, seed: int | None = 0, inversion: str = "da",
-        back_projection: bool = True, sigma_y: float = 0.0, hook: StepHook | None = None) -> Restoration:
+        back_projection: bool = True, sigma_y: float = 0.0, align_steps: bool = False,
+        hook: StepHook | None = None) -> Restoration:
     """Restore ``x`` from ``y = A x`` with SSD (``stop_consistency_t`` None) or SSD+ (e.g. 200).
 
     ``inversion="da"`` is DA inversion with noise ``eta`` (``eta=0``: DDIM inversion);
@@ -142,7 +152,7 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
         default_forward, default_backward = split_budget(nfe)
         forward_steps = forward_steps or default_forward
         backward_steps = backward_steps or default_backward
-    plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t)
+    plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t, align=align_steps)
     schedule: NoiseSchedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
     counter = CallCounter(prior)
     noise = NoiseSource(seed, y.shape[0], y.device)
