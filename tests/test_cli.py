@@ -79,8 +79,23 @@ def test_errors_are_one_clear_line(photos, tmp_path, monkeypatch, capsys, argv, 
 
 
 def test_help_explains_every_subcommand(capsys):
-    for command in ("restore", "degrade", "demo", "train"):
+    for command in ("restore", "degrade", "demo", "train", "bench", "models"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
         assert "--" in capsys.readouterr().out
+
+
+def test_models_lists_presets_and_describes_files(golden, capsys):
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "celeba64" in listing and "256x256_diffusion_uncond.pt" in listing and "celeba_hq.ckpt" in listing
+    assert main(["models", str(golden / "ddpm_model_small.safetensors")]) == 0
+    described = capsys.readouterr().out
+    from ssdiff.models import read_state_dict
+    from ssdiff.models.loading import sha256
+
+    path = golden / "ddpm_model_small.safetensors"
+    count = sum(v.numel() for v in read_state_dict(path).values())
+    assert "format:       ddpm" in described and f"parameters:   {count:,}" in described
+    assert f"sha256:       {sha256(path)}" in described

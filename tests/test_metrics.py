@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ssdiff.metrics import consistency, load_lpips, psnr, ssim, swd
+from ssdiff.metrics import consistency, load_fid, load_lpips, psnr, ssim, swd
 from ssdiff.operators import get_operator
 
 
@@ -37,6 +37,8 @@ def test_consistency():
     assert consistency(op, x + 0.1, op.A(x)) == pytest.approx(0.1, rel=1e-4)
 
 
-def test_lpips_is_skipped_with_a_reason_without_weights():
+def test_learned_metrics_are_skipped_with_a_reason_without_weights():
     fn, reason = load_lpips(None)
     assert fn is None and "LPIPS skipped" in reason
+    fn, reason = load_fid(None)
+    assert fn is None and "FID/KID skipped" in reason

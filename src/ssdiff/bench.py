@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import resource
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ from .io import (
     write_bytes,
     write_image,
 )
-from .metrics import consistency, load_lpips, psnr, ssim, swd
+from .metrics import consistency, load_fid, load_lpips, psnr, ssim, swd
 from .operators import get_operator, parse_task
 from .pipeline import bicubic_upsample, display_measurement
 
@@ -111,6 +112,7 @@ class BenchConfig:
     batch_size: int = 1
     device: str = "auto"
     lpips_weights: str | None = None
+    inception_weights: str | None = None
 
     def runs(self) -> list[Run]:
         runs = []
@@ -253,6 +255,10 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
     """Read every per-image result and write the CSV/JSON, the markdown table, plots and samples."""
     out = Path(config.out)
     lpips_fn, lpips_note = load_lpips(config.lpips_weights)
+    fid_fn, fid_note = load_fid(config.inception_weights)
+    if fid_fn is not None:
+        for stem, truth in zip(stems, truths):
+            write_image(truth, out / "truth" / f"{stem}.png")
     rows = []
     for run in runs:
         folder = out / "runs" / run.key
@@ -275,8 +281,13 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
         if lpips_fn is not None:
             with torch.no_grad():
                 row["LPIPS"] = float(lpips_fn(restored, truths[done]).mean())
+        if fid_fn is not None and len(done) > 1:
+            with tempfile.TemporaryDirectory() as images:  # the run folder also holds JSON records
+                for i in done:
+                    os.symlink((folder / f"{stems[i]}.png").resolve(), Path(images) / f"{stems[i]}.png")
+                row.update(fid_fn(images, str(out / "truth")))
         rows.append(row)
-    _write_tables(out, rows, lpips_note)
+    _write_tables(out, rows, " ".join(n for n in (lpips_note, fid_note) if n) or None)
     _plot(out, rows)
     _samples(out, config, runs, stems, truths)
     return out / "table.md"
@@ -301,8 +312,8 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
     """Rows method@NFE, columns task x metric, best per column in bold (PSNR/SSIM up, SWD down)."""
     main = [r for r in rows if not r["sweep"]]
     tasks = list(dict.fromkeys(r["task"] for r in main))
-    metrics = [m for m in (*QUALITY_COLUMNS, "LPIPS") if any(m in r for r in main)]
-    lower_is_better = {"SWD", "LPIPS"}
+    metrics = [m for m in (*QUALITY_COLUMNS, "LPIPS", "FID", "KID") if any(m in r for r in main)]
+    lower_is_better = {"SWD", "LPIPS", "FID", "KID"}
     cell = {(r["row"], r["task"], m): r.get(m) for r in main for m in metrics}
     best = {}
     for task in tasks:
@@ -317,13 +328,13 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
         for task in tasks:
             for m in metrics:
                 v = cell.get((row_name, task, m))
-                text = "" if v is None or v != v else (f"{v:.2f}" if m in ("PSNR", "SWD") else f"{v:.4f}")
+                text = "" if v is None or v != v else (f"{v:.2f}" if m in ("PSNR", "SWD", "FID") else f"{v:.4f}")
                 cells.append(f"**{text}**" if text and v == best.get((task, m)) else text)
         lines.append(f"| {row_name} | " + " | ".join(cells) + " |")
     lines += ["", "PSNR (dB) and SSIM on 8-bit images: higher is better. SWD (x1e3, Laplacian-pyramid patches, "
               "Karras et al. 2018): lower is better."]
     if lpips_note:
-        lines.append(lpips_note + ".")
+        lines.append(lpips_note)
     lines += ["", "## Cost", "", "| task | method@NFE | network calls | backward passes | s/image | overhead | "
               "mean abs(A x - y) | images |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:

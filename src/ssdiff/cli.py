@@ -202,6 +202,8 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
     p.add_argument("--samples", type=int, default=4, help="images shown in each task's sample grid")
     p.add_argument("--lpips-weights", help="a local LPIPS state dict (the LPIPS column is skipped without one)")
+    p.add_argument("--inception-weights", help="torch-fidelity's local Inception weights file for FID/KID "
+                   "(skipped without one)")
     p.add_argument("--batch-size", type=int, default=1, help="images restored together (faster on CPU and GPU; "
                    "results do not change, each image keeps its own seed)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
@@ -222,7 +224,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, model=args.model, model_config=read_config(args.config),
         tasks=[t for t in args.tasks.split(",") if t], methods=[m for m in args.methods.split(",") if m], nfes=nfes,
         sweeps=args.sweep, limit=args.limit, subset=args.subset, crop_top=args.crop_top, seed=args.seed,
-        samples=args.samples, device=args.device, lpips_weights=args.lpips_weights, batch_size=args.batch_size,
+        samples=args.samples, device=args.device, lpips_weights=args.lpips_weights,
+        inception_weights=args.inception_weights, batch_size=args.batch_size,
     )
     table = run_bench(config)
     if table is not None:
@@ -294,7 +297,7 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--out", required=True, help="run folder: resumable state, loss log, samples, EMA weights")
     p.add_argument("--size", type=int, default=64, help="training resolution in pixels (square)")
     p.add_argument("--steps", type=int, default=10_000, help="total optimizer steps to reach")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="images per optimizer step (default 32)")
     p.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate after warm-up")
     p.add_argument("--warmup", type=int, default=500, help="linear learning-rate warm-up steps")
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clipping threshold")
@@ -306,7 +309,7 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--crop-top", type=int, help="vertical offset of the square crop in pixels (default: centred)")
     p.add_argument("--init", help="warm-start from this diffusers folder when OUT has no state yet")
     p.add_argument("--export", help="also write the best EMA weights (float16) to this diffusers folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=run_train)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -111,15 +113,39 @@ def load_lpips(weights: str | None = None, net: str = "alex"):
     ``lpips.LPIPS`` module (backbone + linear heads). Nothing is downloaded.
     """
     if not weights:
-        return None, "LPIPS skipped: no --lpips-weights given (ssdiff never downloads backbone weights)"
+        return None, "LPIPS skipped: no --lpips-weights given (ssdiff never downloads backbone weights)."
     try:
         import lpips  # noqa: F401  (optional dependency)
     except ImportError:
-        return None, "LPIPS skipped: the 'lpips' package is not installed"
+        return None, "LPIPS skipped: the 'lpips' package is not installed."
     try:
         model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
     except Exception as error:  # a wrong file must not fail a benchmark run
-        return None, f"LPIPS skipped: cannot load {weights}: {str(error).splitlines()[0]}"
+        return None, f"LPIPS skipped: cannot load {weights}: {str(error).splitlines()[0]}."
     model.eval().requires_grad_(False)
     return (lambda restored, truth: model(restored.float(), truth.float()).flatten()), None
+
+
+def load_fid(weights: str | None = None):
+    """FID and KID between two folders of PNGs, with torch-fidelity and a local Inception file.
+
+    Returns ``(fn, None)`` with ``fn(folder_a, folder_b) -> {"FID": ..., "KID": ...}``, or
+    ``(None, reason)``. ``weights`` is torch-fidelity's ``pt_inception-2015-12-05`` file; nothing
+    is downloaded.
+    """
+    if not weights:
+        return None, "FID/KID skipped: no --inception-weights given (ssdiff never downloads Inception weights)."
+    try:
+        import torch_fidelity  # noqa: F401  (optional dependency)
+    except ImportError:
+        return None, "FID/KID skipped: the 'torch-fidelity' package is not installed."
+
+    def fid_kid(folder_a: str, folder_b: str) -> dict[str, float]:
+        count = min(len(list(Path(folder_a).glob("*.png"))), len(list(Path(folder_b).glob("*.png"))))
+        result = torch_fidelity.calculate_metrics(
+            input1=str(folder_a), input2=str(folder_b), cuda=torch.cuda.is_available(), fid=True, kid=True,
+            kid_subset_size=max(2, min(1000, count)), feature_extractor_weights_path=weights, verbose=False)
+        return {"FID": float(result["frechet_inception_distance"]), "KID": float(result["kernel_inception_distance_mean"])}
+
+    return fid_kid, None
