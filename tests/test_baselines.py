@@ -121,3 +121,12 @@ def test_attention_injection_needs_a_network():
     op = get_operator("colorization")
     with pytest.raises(ValueError, match="diffusers network"):
         restore(GaussianPrior(), op, torch.zeros(1, 1, 8, 8), method="ssd-attn", nfe=10)
+
+
+def test_pigdm_weighs_the_residual_by_the_noise_level():
+    truth = (0.2 + 0.3 * torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(6))).clamp(-1, 1)
+    op = get_operator("deblur_gauss", image_size=(32, 32))
+    sigma_y = 0.1
+    y = op.A(truth) + sigma_y * torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+    mse = lambda **kw: ((restore(GaussianPrior(), op, y, method="pigdm", nfe=30, seed=0, **kw).image - truth) ** 2).mean()
+    assert mse(sigma_y=sigma_y) < 0.01 * mse()  # the truncated pseudo-inverse amplifies the noise ~1000x

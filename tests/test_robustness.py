@@ -61,7 +61,7 @@ BAD = [
     (["good.png", "--task", "sr_bicubic", "--blur-sigma", "2"], "unknown option(s) sigma", None),
     (["good.png", "--task", "deblur_gauss", "--nfe", "2"], "at least 3", None),
     (["good.png", "--task", "deblur_gauss", "--method", "magic"], "unknown method 'magic'", None),
-    (["good.png", "--task", "deblur_gauss", "--method", "pigdm", "--sigma-y", "0.1"], "does not take the option", None),
+    (["good.png", "--task", "deblur_gauss", "--method", "ddnm", "--t0", "300"], "does not take the option t0", None),
     (["good.png", "--task", "deblur_gauss", "--jpeg", "50"], "needs --from-clean", None),
     (["good.png", "--task", "cs_walsh_hadamard"], "not images; use --from-clean", "good.png"),
     (["tiny.png", "--task", "deblur_gauss"], "far smaller than the model", "tiny.png"),
