@@ -92,7 +92,7 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     except TypeError as error:
         if "unexpected keyword argument" not in str(error):
             raise
-        option = str(error).rsplit(" ", 1)[-1]
+        option = str(error).rsplit(" ", 1)[-1].strip("'")
         raise ValueError(f"method {method!r} does not take the option {option}") from None
     result.extras.update(method=method, seconds=time.perf_counter() - started)
     return result
