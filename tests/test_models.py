@@ -125,3 +125,13 @@ def test_odd_sizes_are_padded_for_the_network(tiny_ddpm):
 def test_public_api_names():
     for name in ("load_model", "get_operator", "restore"):
         assert callable(getattr(ssdiff, name))
+
+
+def test_unknown_resolution_is_reported_where_it_is_needed(golden, model_configs):
+    prior = load_model(golden / "openai_unet_small.safetensors")  # no config: resolution not recorded
+    assert prior.resolution is None
+    assert prior(torch.randn(1, 3, 32, 32), 10).shape == (1, 3, 32, 32)  # still usable at any size
+    with pytest.raises(CheckpointError, match="does not record its training resolution"):
+        prior.require_resolution()
+    configured = load_model(golden / "openai_unet_small.safetensors", config=model_configs["openai_unet_small"])
+    assert configured.require_resolution() == (32, 32)

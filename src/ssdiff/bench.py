@@ -222,7 +222,7 @@ def run_bench(config: BenchConfig) -> Path | None:
     if world > 1 and torch.cuda.is_available() and device in ("auto", "cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
     prior = load_model(config.model, device=device, config=config.model_config)
-    size = prior.resolution
+    size = prior.require_resolution()
     stems, truths = load_truths(config, size)
     out = Path(config.out)
     call_seconds = measure_network_call(prior, size, config.batch_size)

@@ -96,7 +96,7 @@ def run_demo(out: str | Path = "ssdiff_demo.png", task: str = "sr_bicubic", mode
 
     started = time.perf_counter()
     prior = load_model(model, device=device)
-    size = prior.resolution
+    size = prior.require_resolution()
     truth = astronaut_face(size[0])
     operator = get_operator(task, image_size=size, **params)
     panels, figures = demo_panels(prior, operator, truth, method=method, nfe=nfe, seed=seed, sigma_y=sigma_y,

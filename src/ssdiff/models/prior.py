@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
+from .convert import CheckpointError
 
 
 @dataclass
@@ -26,7 +27,7 @@ class DiffusionPrior:
     """
 
     network: nn.Module
-    image_size: int | tuple[int, int]
+    image_size: int | tuple[int, int] | None
     schedule: NoiseSchedule = field(default_factory=lambda: DEFAULT_SCHEDULE)
     eps_channels: int = 3
     name: str = "unnamed"
@@ -46,13 +47,23 @@ class DiffusionPrior:
         return sum(p.numel() for p in self.network.parameters())
 
     @property
-    def resolution(self) -> tuple[int, int]:
+    def resolution(self) -> tuple[int, int] | None:
+        """(H, W) the network was trained at, or None when the checkpoint does not record it."""
         size = self.image_size
+        if size is None:
+            return None
         return (size, size) if isinstance(size, int) else tuple(size)
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "DiffusionPrior":
         self.network.to(device=device, dtype=dtype)
         return self
+
+    def require_resolution(self) -> tuple[int, int]:
+        """The training resolution, or a clear error for checkpoints that do not record it."""
+        if self.resolution is None:
+            raise CheckpointError(f"{self.name}: the checkpoint does not record its training resolution; "
+                                  "give it as image_size in --config / load_model(config=...)")
+        return self.resolution
 
     @property
     def size_multiple(self) -> int:
