@@ -78,6 +78,16 @@ def test_errors_are_one_clear_line(photos, tmp_path, monkeypatch, capsys, argv, 
     assert not (tmp_path / "o").exists()
 
 
+def test_help_names_every_method_and_task(capsys):
+    from ssdiff.operators import OPERATORS
+    from ssdiff.solvers import METHODS
+
+    with pytest.raises(SystemExit):
+        main(["restore", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in METHODS) and all(name in text for name in OPERATORS)
+
+
 def test_help_explains_every_subcommand(capsys):
     for command in ("restore", "degrade", "demo", "train", "bench", "models"):
         with pytest.raises(SystemExit) as exit_info:

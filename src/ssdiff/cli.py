@@ -12,15 +12,14 @@ from .io import InputError
 from .models.convert import CheckpointError
 from .operators.base import OperatorError
 
-TASK_HELP = (
-    "degradation: sr_bicubic, sr_average (with --scale), colorization, deblur_gauss, deblur_uniform "
-    "(the paper's, as the reference code computes them; *_full variants without its quirks), "
-    "inpaint (with --mask), cs_walsh_hadamard (with --ratio), denoise"
-)
+def task_help() -> str:
+    from .operators import OPERATORS
+
+    return "the degradation; one of: " + "; ".join(f"{name} ({text})" for name, (_, text) in OPERATORS.items())
 
 
 def add_task_options(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--task", required=required, default=None if required else "sr_bicubic", help=TASK_HELP)
+    p.add_argument("--task", required=required, default=None if required else "sr_bicubic", help=task_help())
     p.add_argument("--scale", type=int, help="super-resolution factor (default 4)")
     p.add_argument("--blur-sigma", type=float, help="Gaussian blur width in pixels (default 15, the paper's)")
     p.add_argument("--kernel-size", type=int, help="blur kernel taps (default 9)")
@@ -36,7 +35,8 @@ def operator_params(args: argparse.Namespace) -> dict:
 
 def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="ssd",
-                   help="ssd (default), ssd+, or an ablation: ddim-inversion, sdedit, ssd-noproj")
+                   help="ssd (default), ssd+ (no back-projection below t=200), ssd-attn (with attention injection); "
+                   "the ablations ddim-inversion, sdedit, ssd-noproj; the baselines ddnm, ddrm, dps, pigdm, red-diff")
     p.add_argument("--nfe", type=int, default=30, help="network-evaluation budget (30: Nf=5, Nb=25; 100: Nf=15, Nb=85)")
     p.add_argument("--t0", type=int, help="time step the DA inversion reaches (default per task: 550 SR/deblur, 750 colorization)")
     p.add_argument("--eta", type=float, help="DA inversion noise (default per task: 0.4 SR/deblur, 0.8 colorization)")
