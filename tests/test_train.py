@@ -80,3 +80,11 @@ def test_unconditional_samples_are_distinct_and_seeded(tiny_ddpm):
     samples = ddim_sample(tiny_ddpm, (3, 3, 32, 32), num_steps=5, seed=0)
     assert (samples[0] - samples[1]).abs().max() > 1e-2
     assert torch.equal(samples, ddim_sample(tiny_ddpm, (3, 3, 32, 32), num_steps=5, seed=0))
+
+
+def test_resuming_with_another_architecture_is_refused(folder, tmp_path):
+    from ssdiff.io import InputError
+
+    train(config(folder, tmp_path / "run", steps=1))
+    with pytest.raises(InputError, match="different size"):
+        Trainer(config(folder, tmp_path / "run", steps=2, size=32))

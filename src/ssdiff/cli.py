@@ -308,6 +308,8 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--val-subset", help="validate on a slice of the sorted files, e.g. '8000:8512'")
     p.add_argument("--crop-top", type=int, help="vertical offset of the square crop in pixels (default: centred)")
     p.add_argument("--init", help="warm-start from this diffusers folder when OUT has no state yet")
+    p.add_argument("--model-config", help="JSON file of UNet2DModel arguments (default: the built-in celeba64 "
+                   "architecture, 5.5M parameters)")
     p.add_argument("--export", help="also write the best EMA weights (float16) to this diffusers folder")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -326,6 +328,7 @@ def run_train(args: argparse.Namespace) -> int:
         warmup=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed,
         subset=args.subset, val_subset=args.val_subset, crop_top=args.crop_top, init=args.init, export=args.export,
+        **({"model_config": read_config(args.model_config)} if args.model_config else {}),
     )
     trainer = train(config)
     print(f"trained to step {trainer.step}; EMA weights in {trainer.out / 'ema'}")

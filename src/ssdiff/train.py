@@ -191,6 +191,11 @@ class Trainer:
 
     def _load_state(self) -> None:
         state = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        stored = json.loads(state["config"])
+        for key in ("size", "model_config"):
+            if stored[key] != asdict(self.config)[key]:
+                raise InputError(f"{self.state_path}: this run was trained with a different {key} "
+                                 f"({stored[key]!r}); use another --out to start a new run")
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
