@@ -74,6 +74,15 @@ def test_bench_batches_give_the_same_table(bench_args, tmp_path):
     assert_same_quality(batched, one)
 
 
+def test_bench_with_noisy_measurements(bench_args, tmp_path):
+    clean, noisy = tmp_path / "clean", tmp_path / "noisy"
+    args = [a for a in bench_args if a not in ("--sweep", "eta=0,0.8")]
+    assert main([*args, "--out", str(clean), "--methods", "pinv"]) == 0
+    assert main([*args, "--out", str(noisy), "--methods", "pinv", "--sigma-y", "0.2"]) == 0
+    psnr = lambda out: {r["task"]: r["PSNR"] for r in json.loads((out / "results.json").read_text())}
+    assert all(psnr(noisy)[task] < psnr(clean)[task] - 1 for task in psnr(clean))
+
+
 def test_bench_rejects_bad_sweeps(bench_args, tmp_path, capsys):
     assert main([*bench_args, "--out", str(tmp_path / "x"), "--sweep", "nonsense=1"]) == 2
     assert "cannot sweep 'nonsense'" in capsys.readouterr().err

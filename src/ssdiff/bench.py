@@ -43,7 +43,7 @@ from .io import (
 )
 from .metrics import consistency, load_fid, load_lpips, psnr, ssim, swd
 from .operators import get_operator, parse_task
-from .pipeline import bicubic_upsample, display_measurement
+from .pipeline import bicubic_upsample, display_measurement, simulate_measurement
 
 # Methods that need no network: the pseudo-inverse alone, and bicubic upsampling for SR.
 DIRECT_METHODS = ("pinv", "bicubic")
@@ -110,6 +110,7 @@ class BenchConfig:
     seed: int = 0
     samples: int = 4
     batch_size: int = 1
+    sigma_y: float = 0.0
     device: str = "auto"
     lpips_weights: str | None = None
     inception_weights: str | None = None
@@ -173,21 +174,25 @@ def peak_memory_mb(device: torch.device) -> float:
 
 # ---- one image -----------------------------------------------------------------------------------
 
-def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Degrade images (B x 3 x H x W) for ``run``, restore them (image i with ``seeds[i]``), measure each."""
+def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int],
+                  sigma_y: float = 0.0) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Degrade images (B x 3 x H x W) for ``run`` (plus noise of std ``sigma_y``), restore them
+    (image i with ``seeds[i]``, which also seeds its measurement noise), and measure each."""
     from . import restore
 
     base, params = parse_task(run.task)
     operator = get_operator(base, image_size=tuple(truths.shape[-2:]), **params)
     x = truths.to(prior.device)
-    y = operator.A(x)
+    y = torch.cat([simulate_measurement(operator, x[i : i + 1], sigma_y, generator=torch.Generator().manual_seed(seed))
+                   for i, seed in enumerate(seeds)])
+    hparams = {**run.hparams(), **({"sigma_y": sigma_y} if sigma_y > 0 else {})}
     started = time.perf_counter()
     if run.method == "pinv":
         image, calls, backward = operator.A_pinv(y), 0, 0
     elif run.method == "bicubic":
         image, calls, backward = bicubic_upsample(y, operator), 0, 0
     else:
-        result = restore(prior, operator, y, method=run.method, nfe=run.nfe, seed=seeds, **run.hparams())
+        result = restore(prior, operator, y, method=run.method, nfe=run.nfe, seed=seeds, **hparams)
         image, calls, backward = result.image, result.nfe, result.extras.get("backward_passes", 0)
     if prior.device.type == "cuda":
         torch.cuda.synchronize()
@@ -236,7 +241,8 @@ def run_bench(config: BenchConfig) -> Path | None:
             bar.update(len(mine) - len(todo))
             for start in range(0, len(todo), config.batch_size):
                 chunk = todo[start : start + config.batch_size]
-                restored, records = restore_batch(prior, run, truths[chunk], [config.seed + i for i in chunk])
+                restored, records = restore_batch(prior, run, truths[chunk], [config.seed + i for i in chunk],
+                                                  config.sigma_y)
                 for i, image, record in zip(chunk, restored, records):
                     record["overhead"] = record["seconds"] / (record["nfe"] * call_seconds) if record["nfe"] else None
                     record["call_seconds"] = call_seconds

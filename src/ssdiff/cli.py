@@ -12,6 +12,7 @@ from .io import InputError
 from .models.convert import CheckpointError
 from .operators.base import OperatorError
 
+
 def task_help() -> str:
     from .operators import OPERATORS
 
@@ -204,6 +205,8 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--lpips-weights", help="a local LPIPS state dict (the LPIPS column is skipped without one)")
     p.add_argument("--inception-weights", help="torch-fidelity's local Inception weights file for FID/KID "
                    "(skipped without one)")
+    p.add_argument("--sigma-y", type=float, default=0.0, help="Gaussian noise of this std ([-1, 1] units) on every "
+                   "measurement, seeded per image; the methods are told the noise level")
     p.add_argument("--batch-size", type=int, default=1, help="images restored together (faster on CPU and GPU; "
                    "results do not change, each image keeps its own seed)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
@@ -225,7 +228,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         tasks=[t for t in args.tasks.split(",") if t], methods=[m for m in args.methods.split(",") if m], nfes=nfes,
         sweeps=args.sweep, limit=args.limit, subset=args.subset, crop_top=args.crop_top, seed=args.seed,
         samples=args.samples, device=args.device, lpips_weights=args.lpips_weights,
-        inception_weights=args.inception_weights, batch_size=args.batch_size,
+        inception_weights=args.inception_weights, batch_size=args.batch_size, sigma_y=args.sigma_y,
     )
     table = run_bench(config)
     if table is not None:
