@@ -153,3 +153,23 @@ def test_svd_view_reconstructs_the_operator(case):
     s = op.singular_map(x).expand_as(x)
     assert torch.allclose(op.Vt(op.A_pinv(op.A(x))), torch.where(s > 0, z, torch.zeros_like(z)), atol=1e-8)
     assert torch.allclose(op.A(x).norm(), (s * z).norm())  # U is orthonormal: |A x| = |S V^T x|
+
+
+def test_self_check_accepts_every_operator_and_catches_a_wrong_pseudo_inverse():
+    from ssdiff.operators import LinearOperator, OperatorError
+
+    for task, options, size in CASES:
+        op = get_operator(task, image_size=size, **options)
+        op.check(torch.rand(1, 3, *size, dtype=torch.float64), atol=1e-8)
+
+    class Halved(LinearOperator):  # A^+ off by a factor 2
+        name = "halved"
+
+        def A(self, x):
+            return x
+
+        def A_pinv(self, y):
+            return 0.5 * y
+
+    with pytest.raises(OperatorError, match="halved: pseudo-inverse self-check failed"):
+        Halved().check(torch.ones(1, 3, 4, 4))

@@ -28,11 +28,6 @@ def consistency(operator, restored: torch.Tensor, y: torch.Tensor) -> float:
     return float((operator.A(restored.float()) - y.float()).abs().mean())
 
 
-def per_image(fn, restored: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
-    """Apply an image metric to every pair of a batch."""
-    return np.array([fn(r, t) for r, t in zip(restored, truth)])
-
-
 # ---- Sliced Wasserstein distance (Karras et al. 2018, "Progressive growing of GANs", Sec. 5) ----
 
 def _gaussian_blur(images: torch.Tensor) -> torch.Tensor:

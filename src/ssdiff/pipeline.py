@@ -34,11 +34,6 @@ def image_to_measurement(operator: LinearOperator, image: torch.Tensor, name: st
     return image
 
 
-def restored_size(operator: LinearOperator, y: torch.Tensor) -> tuple[int, int]:
-    """(H, W) of the image a measurement ``y`` (C x h x w) restores to."""
-    return tuple(operator.image_shape(y[None]))
-
-
 def display_measurement(operator: LinearOperator, y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The measurement shown at the restored size: nearest-neighbour enlarged, or ``A^+ y`` for CS."""
     if isinstance(operator, WalshHadamardCS):

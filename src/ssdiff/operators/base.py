@@ -59,7 +59,7 @@ class LinearOperator(ABC):
         raise NotImplementedError(f"{self.name} has no SVD view")
 
     def check(self, x: torch.Tensor, atol: float = 1e-4) -> dict[str, float]:
-        """Self-check on ``x``: the pseudo-inverse identities' errors, relative to the signal's scale.
+        """Self-check on ``x``: the largest absolute errors of the two pseudo-inverse identities.
 
         Returns ``{"AApA": max|A A^+ A x - A x|, "ApAAp": max|A^+ A A^+ y - A^+ y|}`` for ``y = A x``;
         both vanish for an exact pseudo-inverse. Raises :class:`OperatorError` above ``atol``.
