@@ -135,3 +135,9 @@ def test_unknown_resolution_is_reported_where_it_is_needed(golden, model_configs
         prior.require_resolution()
     configured = load_model(golden / "openai_unet_small.safetensors", config=model_configs["openai_unet_small"])
     assert configured.require_resolution() == (32, 32)
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    (tmp_path / "celeba64").mkdir()  # e.g. a training run folder
+    monkeypatch.chdir(tmp_path)
+    assert load_model("celeba64").name == "celeba64"

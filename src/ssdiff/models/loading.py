@@ -188,7 +188,10 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
         raise CheckpointError("float16 is only supported on GPUs; use float32 on the CPU")
     schedule = DEFAULT_SCHEDULE
     text = str(source)
-    preset = find_preset(text) if not Path(text).exists() else None
+    # A preset name wins unless a checkpoint file or a model folder of that name exists here.
+    candidate = Path(text)
+    is_model_path = candidate.is_file() or (candidate / "config.json").is_file() or (candidate / "unet" / "config.json").is_file()
+    preset = None if is_model_path else find_preset(text)
     if preset is not None and preset.format == "diffusers":
         folder = builtin_weights_dir()
         network, info, schedule = _load_diffusers_folder(folder)
