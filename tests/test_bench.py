@@ -83,6 +83,15 @@ def test_bench_with_noisy_measurements(bench_args, tmp_path):
     assert all(psnr(noisy)[task] < psnr(clean)[task] - 1 for task in psnr(clean))
 
 
+def test_sweeps_can_be_limited_to_some_tasks():
+    from ssdiff.bench import BenchConfig
+
+    config = BenchConfig(data="d", out="o", tasks=["sr_bicubic4", "colorization"], methods=["ssd"], nfes=[30],
+                         sweeps=["eta=0,1"], sweep_tasks=["sr_bicubic4"])
+    swept = [run.key for run in config.runs() if run.sweep]
+    assert swept == ["sr_bicubic4/ssd@30[eta=0]", "sr_bicubic4/ssd@30[eta=1]"]
+
+
 def test_bench_rejects_bad_sweeps(bench_args, tmp_path, capsys):
     assert main([*bench_args, "--out", str(tmp_path / "x"), "--sweep", "nonsense=1"]) == 2
     assert "cannot sweep 'nonsense'" in capsys.readouterr().err

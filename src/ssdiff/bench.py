@@ -104,6 +104,7 @@ class BenchConfig:
     methods: list[str] = field(default_factory=lambda: ["pinv", "ssd", "ssd+", "ddnm", "ddrm", "dps", "pigdm", "red-diff"])
     nfes: list[int] = field(default_factory=lambda: [30, 100])
     sweeps: list[str] = field(default_factory=list)
+    sweep_tasks: list[str] | None = None  # the tasks the sweeps run on (default: every task)
     limit: int | None = None
     subset: str | None = None
     crop_top: int | None = None
@@ -125,7 +126,8 @@ class BenchConfig:
                     runs.append(Run(task, method, 0))
                     continue
                 runs.extend(Run(task, method, nfe) for nfe in self.nfes)
-            for sweep in self.sweeps:
+            swept = self.sweep_tasks is None or task in self.sweep_tasks
+            for sweep in self.sweeps if swept else []:
                 name, values = parse_sweep(sweep)
                 method = SWEEPABLE[name][0]
                 runs.extend(Run(task, method, nfe, (name, v)) for nfe in self.nfes for v in values)

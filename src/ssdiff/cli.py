@@ -198,6 +198,7 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="an SSD sweep (repeatable): eta=..., t0=..., ddim_eta=..., stop_consistency_t=... (SSD+), "
                    "inject_steps=all,0,1,... (ssd-attn)")
+    p.add_argument("--sweep-tasks", help="comma-separated tasks the sweeps run on (default: every task), e.g. sr_bicubic4")
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces")
     p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
@@ -226,7 +227,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     config = BenchConfig(
         data=args.data, out=args.out, model=args.model, model_config=read_config(args.config),
         tasks=[t for t in args.tasks.split(",") if t], methods=[m for m in args.methods.split(",") if m], nfes=nfes,
-        sweeps=args.sweep, limit=args.limit, subset=args.subset, crop_top=args.crop_top, seed=args.seed,
+        sweeps=args.sweep, sweep_tasks=args.sweep_tasks.split(",") if args.sweep_tasks else None, limit=args.limit,
+        subset=args.subset, crop_top=args.crop_top, seed=args.seed,
         samples=args.samples, device=args.device, lpips_weights=args.lpips_weights,
         inception_weights=args.inception_weights, batch_size=args.batch_size, sigma_y=args.sigma_y,
     )
