@@ -92,6 +92,22 @@ def test_sweeps_can_be_limited_to_some_tasks():
     assert swept == ["sr_bicubic4/ssd@30[eta=0]", "sr_bicubic4/ssd@30[eta=1]"]
 
 
-def test_bench_rejects_bad_sweeps(bench_args, tmp_path, capsys):
-    assert main([*bench_args, "--out", str(tmp_path / "x"), "--sweep", "nonsense=1"]) == 2
-    assert "cannot sweep 'nonsense'" in capsys.readouterr().err
+def test_methods_and_sweeps_can_have_their_own_budgets():
+    from ssdiff.bench import BenchConfig
+
+    config = BenchConfig(data="d", out="o", tasks=["sr_bicubic4"], methods=["pinv", "ssd", "sdedit@30", "ssd@100"],
+                         nfes=[30, 100], sweeps=["t0=350,750"], sweep_nfes=[30])
+    assert [run.row for run in config.runs()] == ["pinv", "ssd@30", "ssd@100", "sdedit@30", "ssd@30[t0=350]",
+                                                  "ssd@30[t0=750]"]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--sweep", "nonsense=1", "cannot sweep 'nonsense'"),
+    ("--methods", "ssd,sdedit@x", "NAME@NFE"),
+    ("--methods", "ssd,ddpm", "unknown method 'ddpm'"),
+])
+def test_bench_rejects_bad_options_before_any_work(bench_args, tmp_path, capsys, option, value, message):
+    out = tmp_path / "x"
+    assert main([*bench_args, "--out", str(out), option, value]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

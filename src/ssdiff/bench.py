@@ -83,6 +83,20 @@ def _format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def parse_method(text: str, nfes: list[int]) -> tuple[str, list[int]]:
+    """``"sdedit@30"`` -> ``("sdedit", [30])``; a bare name runs at every budget in ``nfes``."""
+    from .solvers import METHODS
+
+    name, at, budget = text.partition("@")
+    if name not in METHODS and name not in DIRECT_METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from: {', '.join((*DIRECT_METHODS, *METHODS))}")
+    if not at:
+        return name, nfes
+    if not budget.isdigit() or int(budget) < 1:
+        raise ValueError(f"a method with its own budget looks like NAME@NFE, e.g. sdedit@30; got {text!r}")
+    return name, [int(budget)]
+
+
 def parse_sweep(text: str) -> tuple[str, list[Any]]:
     """``"eta=0,0.2,0.4"`` -> ``("eta", [0.0, 0.2, 0.4])``."""
     if "=" not in text:
@@ -105,6 +119,7 @@ class BenchConfig:
     nfes: list[int] = field(default_factory=lambda: [30, 100])
     sweeps: list[str] = field(default_factory=list)
     sweep_tasks: list[str] | None = None  # the tasks the sweeps run on (default: every task)
+    sweep_nfes: list[int] | None = None  # the budgets the sweeps run at (default: every budget)
     limit: int | None = None
     subset: str | None = None
     crop_top: int | None = None
@@ -119,19 +134,20 @@ class BenchConfig:
     def runs(self) -> list[Run]:
         runs = []
         for task in self.tasks:
-            for method in self.methods:
+            for entry in self.methods:
+                method, nfes = parse_method(entry, self.nfes)
                 if method in DIRECT_METHODS:
                     if method == "bicubic" and not parse_task(task)[0].startswith("sr_"):
                         continue
                     runs.append(Run(task, method, 0))
                     continue
-                runs.extend(Run(task, method, nfe) for nfe in self.nfes)
+                runs.extend(Run(task, method, nfe) for nfe in nfes)
             swept = self.sweep_tasks is None or task in self.sweep_tasks
             for sweep in self.sweeps if swept else []:
                 name, values = parse_sweep(sweep)
                 method = SWEEPABLE[name][0]
-                runs.extend(Run(task, method, nfe, (name, v)) for nfe in self.nfes for v in values)
-        return runs
+                runs.extend(Run(task, method, nfe, (name, v)) for nfe in self.sweep_nfes or self.nfes for v in values)
+        return list(dict.fromkeys(runs))  # a method listed both bare and with a budget runs once
 
 
 # ---- data ----------------------------------------------------------------------------------------

@@ -193,12 +193,14 @@ def add_bench_parser(subparsers) -> None:
                    help="comma-separated tasks; SR as sr_bicubic4, sr_bicubic8, sr_average2, ...")
     p.add_argument("--methods", default="pinv,bicubic,ssd,ssd+,ddnm,ddrm,dps,pigdm,red-diff",
                    help="comma-separated: pinv, bicubic (no network), ssd, ssd+, ssd-attn, ddim-inversion, sdedit, "
-                   "ssd-noproj, ddnm, ddrm, dps, pigdm, red-diff")
+                   "ssd-noproj, ddnm, ddrm, dps, pigdm, red-diff; NAME@N runs that method at budget N only "
+                   "(e.g. sdedit@30)")
     p.add_argument("--nfe", default="30,100", help="comma-separated NFE budgets")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="an SSD sweep (repeatable): eta=..., t0=..., ddim_eta=..., stop_consistency_t=... (SSD+), "
                    "inject_steps=all,0,1,... (ssd-attn)")
     p.add_argument("--sweep-tasks", help="comma-separated tasks the sweeps run on (default: every task), e.g. sr_bicubic4")
+    p.add_argument("--sweep-nfe", help="comma-separated NFE budgets the sweeps run at (default: every --nfe)")
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces")
     p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
@@ -216,18 +218,22 @@ def add_bench_parser(subparsers) -> None:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, parse_sweep, run_bench
+    from .bench import BenchConfig, parse_method, parse_sweep, run_bench
 
     try:
         nfes = [int(v) for v in args.nfe.split(",") if v]
+        sweep_nfes = [int(v) for v in args.sweep_nfe.split(",") if v] if args.sweep_nfe else None
+        methods = [m for m in args.methods.split(",") if m]
+        for method in methods:
+            parse_method(method, nfes)
         for sweep in args.sweep:
             parse_sweep(sweep)
     except ValueError as error:
         raise InputError(f"bench: {error}") from None
     config = BenchConfig(
         data=args.data, out=args.out, model=args.model, model_config=read_config(args.config),
-        tasks=[t for t in args.tasks.split(",") if t], methods=[m for m in args.methods.split(",") if m], nfes=nfes,
-        sweeps=args.sweep, sweep_tasks=args.sweep_tasks.split(",") if args.sweep_tasks else None, limit=args.limit,
+        tasks=[t for t in args.tasks.split(",") if t], methods=methods, nfes=nfes, sweeps=args.sweep,
+        sweep_tasks=args.sweep_tasks.split(",") if args.sweep_tasks else None, sweep_nfes=sweep_nfes, limit=args.limit,
         subset=args.subset, crop_top=args.crop_top, seed=args.seed,
         samples=args.samples, device=args.device, lpips_weights=args.lpips_weights,
         inception_weights=args.inception_weights, batch_size=args.batch_size, sigma_y=args.sigma_y,
