@@ -218,26 +218,22 @@ def add_bench_parser(subparsers) -> None:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, parse_method, parse_sweep, run_bench
+    from .bench import BenchConfig, run_bench
 
     try:
-        nfes = [int(v) for v in args.nfe.split(",") if v]
-        sweep_nfes = [int(v) for v in args.sweep_nfe.split(",") if v] if args.sweep_nfe else None
-        methods = [m for m in args.methods.split(",") if m]
-        for method in methods:
-            parse_method(method, nfes)
-        for sweep in args.sweep:
-            parse_sweep(sweep)
+        config = BenchConfig(
+            data=args.data, out=args.out, model=args.model, model_config=read_config(args.config),
+            tasks=[t for t in args.tasks.split(",") if t], methods=[m for m in args.methods.split(",") if m],
+            nfes=[int(v) for v in args.nfe.split(",") if v], sweeps=args.sweep,
+            sweep_tasks=args.sweep_tasks.split(",") if args.sweep_tasks else None,
+            sweep_nfes=[int(v) for v in args.sweep_nfe.split(",") if v] if args.sweep_nfe else None, limit=args.limit,
+            subset=args.subset, crop_top=args.crop_top, seed=args.seed,
+            samples=args.samples, device=args.device, lpips_weights=args.lpips_weights,
+            inception_weights=args.inception_weights, batch_size=args.batch_size, sigma_y=args.sigma_y,
+        )
+        config.runs()  # every method, budget and sweep is checked before any work
     except ValueError as error:
         raise InputError(f"bench: {error}") from None
-    config = BenchConfig(
-        data=args.data, out=args.out, model=args.model, model_config=read_config(args.config),
-        tasks=[t for t in args.tasks.split(",") if t], methods=methods, nfes=nfes, sweeps=args.sweep,
-        sweep_tasks=args.sweep_tasks.split(",") if args.sweep_tasks else None, sweep_nfes=sweep_nfes, limit=args.limit,
-        subset=args.subset, crop_top=args.crop_top, seed=args.seed,
-        samples=args.samples, device=args.device, lpips_weights=args.lpips_weights,
-        inception_weights=args.inception_weights, batch_size=args.batch_size, sigma_y=args.sigma_y,
-    )
     table = run_bench(config)
     if table is not None:
         print(table.read_text())
