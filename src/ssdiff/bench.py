@@ -132,10 +132,11 @@ class BenchConfig:
     inception_weights: str | None = None
 
     def runs(self) -> list[Run]:
+        methods = [parse_method(entry, self.nfes) for entry in self.methods]
+        sweeps = [parse_sweep(sweep) for sweep in self.sweeps]
         runs = []
         for task in self.tasks:
-            for entry in self.methods:
-                method, nfes = parse_method(entry, self.nfes)
+            for method, nfes in methods:
                 if method in DIRECT_METHODS:
                     if method == "bicubic" and not parse_task(task)[0].startswith("sr_"):
                         continue
@@ -143,8 +144,7 @@ class BenchConfig:
                     continue
                 runs.extend(Run(task, method, nfe) for nfe in nfes)
             swept = self.sweep_tasks is None or task in self.sweep_tasks
-            for sweep in self.sweeps if swept else []:
-                name, values = parse_sweep(sweep)
+            for name, values in sweeps if swept else []:
                 method = SWEEPABLE[name][0]
                 runs.extend(Run(task, method, nfe, (name, v)) for nfe in self.sweep_nfes or self.nfes for v in values)
         return list(dict.fromkeys(runs))  # a method listed both bare and with a budget runs once
