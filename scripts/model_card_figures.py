@@ -17,15 +17,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import ssdiff  # noqa: E402
-from ssdiff.io import image_grid, write_image  # noqa: E402
-from ssdiff.solvers.unconditional import ddim_sample  # noqa: E402
+import ssdiff
+from ssdiff.io import image_grid, write_image
+from ssdiff.solvers.unconditional import ddim_sample
 
 
 def loss_figure(run: Path, out: Path) -> dict:
-    rows = list(csv.DictReader(open(run / "loss.csv")))
+    with open(run / "loss.csv") as log:
+        rows = list(csv.DictReader(log))
     steps = [int(r["step"]) for r in rows]
     figure, axis = plt.subplots(figsize=(7, 4))
     axis.plot(steps, [float(r["loss"]) for r in rows], linewidth=0.7, label="training loss (10-step mean)")

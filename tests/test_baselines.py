@@ -119,7 +119,7 @@ def test_attention_injection_replaces_decoder_maps(tiny_ddpm, images):
 
 def test_attention_injection_needs_a_network():
     op = get_operator("colorization")
-    with pytest.raises(ValueError, match="diffusers network"):
+    with pytest.raises(TypeError, match="diffusers network"):
         restore(GaussianPrior(), op, torch.zeros(1, 1, 8, 8), method="ssd-attn", nfe=10)
 
 

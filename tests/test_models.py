@@ -36,7 +36,7 @@ def test_architecture_is_inferred_from_shapes(golden, name):
         config = infer_openai_config(state, num_head_channels=16)
     else:
         config = None
-    network, info = network_from_state_dict(state, config)
+    network, _ = network_from_state_dict(state, config)
     with torch.no_grad():
         assert (network(io["x"], io["t"]).sample - io["out"]).abs().max() < 1e-4
 

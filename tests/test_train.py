@@ -27,8 +27,8 @@ def folder(tmp_path):
 
 
 def config(folder, out, steps, **overrides):
-    values = dict(data=str(folder), out=str(out), size=16, steps=steps, batch_size=4, lr=2e-3, warmup=1,
-                  checkpoint_every=2, sample_every=0, log_every=1, subset=":8", val_subset="8:", model_config=TINY)
+    values = {"data": str(folder), "out": str(out), "size": 16, "steps": steps, "batch_size": 4, "lr": 2e-3, "warmup": 1,
+              "checkpoint_every": 2, "sample_every": 0, "log_every": 1, "subset": ":8", "val_subset": "8:", "model_config": TINY}
     return TrainConfig(**{**values, **overrides})
 
 
@@ -38,7 +38,8 @@ def test_training_reduces_the_loss(folder, tmp_path):
     trainer.run()
     after = validation_loss(trainer.model, trainer.images, 8)
     assert after < 0.7 * before
-    rows = list(csv.DictReader(open(tmp_path / "run" / "loss.csv")))
+    with open(tmp_path / "run" / "loss.csv") as log:
+        rows = list(csv.DictReader(log))
     assert [int(r["step"]) for r in rows] == list(range(1, 41))
     assert rows[-1]["val_loss"]  # validated at the checkpoint
     assert (tmp_path / "run" / "ema" / "config.json").is_file()

@@ -12,4 +12,4 @@ from .operators import get_operator
 from .solvers import Restoration, restore
 
 __version__ = "0.1.0"
-__all__ = ["DiffusionPrior", "Restoration", "get_operator", "load_model", "restore", "__version__"]
+__all__ = ["DiffusionPrior", "Restoration", "__version__", "get_operator", "load_model", "restore"]

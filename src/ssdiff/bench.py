@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import resource
 import tempfile
@@ -342,7 +343,7 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
     best = {}
     for task in tasks:
         for m in metrics:
-            values = [v for (row, t, mm), v in cell.items() if t == task and mm == m and v is not None and v == v]
+            values = [v for (row, t, mm), v in cell.items() if t == task and mm == m and v is not None and not math.isnan(v)]
             if values:
                 best[(task, m)] = min(values) if m in lower_is_better else max(values)
     lines = ["## Quality", "", "| method@NFE | " + " | ".join(f"{t} {m}" for t in tasks for m in metrics) + " |",
@@ -352,15 +353,15 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
         for task in tasks:
             for m in metrics:
                 v = cell.get((row_name, task, m))
-                text = "" if v is None or v != v else (f"{v:.2f}" if m in ("PSNR", "SWD", "FID") else f"{v:.4f}")
+                text = "" if v is None or math.isnan(v) else (f"{v:.2f}" if m in ("PSNR", "SWD", "FID") else f"{v:.4f}")
                 cells.append(f"**{text}**" if text and v == best.get((task, m)) else text)
         lines.append(f"| {row_name} | " + " | ".join(cells) + " |")
-    lines += ["", "PSNR (dB) and SSIM on 8-bit images: higher is better. SWD (x1e3, Laplacian-pyramid patches, "
-              "Karras et al. 2018): lower is better."]
+    lines += ["", ("PSNR (dB) and SSIM on 8-bit images: higher is better. SWD (x1e3, Laplacian-pyramid patches, "
+                   "Karras et al. 2018): lower is better.")]
     if lpips_note:
         lines.append(lpips_note)
-    lines += ["", "## Cost", "", "| task | method@NFE | network calls | backward passes | s/image | overhead | "
-              "mean abs(A x - y) | images |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["", "## Cost", "", ("| task | method@NFE | network calls | backward passes | s/image | overhead | "
+                                  "mean abs(A x - y) | images |"), "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         overhead = "" if r["overhead"] is None else f"{r['overhead']:.2f}"
         lines.append(f"| {r['task']} | {r['row']} | {r['NFE']} | {r['backward_passes']} | {r['seconds_per_image']:.2f} "

@@ -110,13 +110,13 @@ def load_lpips(weights: str | None = None, net: str = "alex"):
     if not weights:
         return None, "LPIPS skipped: no --lpips-weights given (ssdiff never downloads backbone weights)."
     try:
-        import lpips  # noqa: F401  (optional dependency)
+        import lpips
     except ImportError:
         return None, "LPIPS skipped: the 'lpips' package is not installed."
     try:
         model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-    except Exception as error:  # a wrong file must not fail a benchmark run
+    except Exception as error:  # noqa: BLE001 - a wrong file must not fail a benchmark run
         return None, f"LPIPS skipped: cannot load {weights}: {str(error).splitlines()[0]}."
     model.eval().requires_grad_(False)
     return (lambda restored, truth: model(restored.float(), truth.float()).flatten()), None
@@ -132,7 +132,7 @@ def load_fid(weights: str | None = None):
     if not weights:
         return None, "FID/KID skipped: no --inception-weights given (ssdiff never downloads Inception weights)."
     try:
-        import torch_fidelity  # noqa: F401  (optional dependency)
+        import torch_fidelity
     except ImportError:
         return None, "FID/KID skipped: the 'torch-fidelity' package is not installed."
 

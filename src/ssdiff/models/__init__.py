@@ -5,5 +5,5 @@ from .loading import load_model, read_state_dict, resolve_device
 from .presets import PRESETS, find_preset
 from .prior import DiffusionPrior
 
-__all__ = ["CheckpointError", "DiffusionPrior", "PRESETS", "detect_format", "find_preset", "load_model",
+__all__ = ["PRESETS", "CheckpointError", "DiffusionPrior", "detect_format", "find_preset", "load_model",
            "read_state_dict", "resolve_device"]

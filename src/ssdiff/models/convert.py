@@ -19,7 +19,8 @@ target, or raises :class:`CheckpointError` listing the missing and unexpected ke
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

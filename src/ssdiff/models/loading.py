@@ -18,8 +18,9 @@ import json
 import os
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from diffusers import UNet2DModel
@@ -81,7 +82,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"{path}: refused to load: the file needs code execution to unpickle "
                               f"(only plain tensors are accepted): {str(error).splitlines()[0]}") from None
-    except Exception as error:  # torch and safetensors raise many types for damaged files
+    except Exception as error:  # noqa: BLE001 - torch and safetensors raise many types for damaged files
         raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupted?): {str(error).splitlines()[0]}") from None
     for key in CONTAINER_KEYS:
         if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
@@ -167,7 +168,7 @@ def _load_diffusers_folder(folder: Path) -> tuple[UNet2DModel, dict[str, Any], N
         raise CheckpointError(f"{folder}: a model folder needs a config.json (a diffusers UNet2DModel folder)")
     try:
         network = UNet2DModel.from_pretrained(str(folder), local_files_only=True, low_cpu_mem_usage=False)
-    except (OSError, ValueError, EnvironmentError) as error:
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{folder}: cannot load diffusers model: {str(error).splitlines()[0]}") from None
     info = {"format": "diffusers", "config": dict(network.config), "preset": None}
     return network, info, _schedule_from_folder(folder)
@@ -217,7 +218,7 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
     image_size = info["config"].get("image_size") or cfg.sample_size
     info.update(source=str(path), num_params=sum(p.numel() for p in network.parameters()))
     return DiffusionPrior(network=network, image_size=image_size, schedule=schedule,
-                          eps_channels=in_channels if out_channels >= in_channels else out_channels,
+                          eps_channels=min(in_channels, out_channels),
                           name=info.get("preset") or Path(str(path)).name, info=info)
 
 

@@ -54,7 +54,7 @@ class DiffusionPrior:
             return None
         return (size, size) if isinstance(size, int) else tuple(size)
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "DiffusionPrior":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> DiffusionPrior:
         self.network.to(device=device, dtype=dtype)
         return self
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from .base import Identity, LinearOperator, OperatorError
 from .blur import Blur, gaussian_blur, uniform_blur
@@ -116,6 +117,21 @@ def get_operator(name: str, image_size: tuple[int, int] | int | None = None, **p
 
 
 __all__ = [
-    "LinearOperator", "OperatorError", "SeparableOperator", "Identity", "Blur", "BicubicSR", "AverageSR",
-    "Colorization", "Inpainting", "WalshHadamardCS", "OPERATORS", "get_operator", "check_task", "parse_task", "task_scale", "valid_image_size", "center_box_mask",
+    "OPERATORS",
+    "AverageSR",
+    "BicubicSR",
+    "Blur",
+    "Colorization",
+    "Identity",
+    "Inpainting",
+    "LinearOperator",
+    "OperatorError",
+    "SeparableOperator",
+    "WalshHadamardCS",
+    "center_box_mask",
+    "check_task",
+    "get_operator",
+    "parse_task",
+    "task_scale",
+    "valid_image_size",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import torch
 
@@ -59,7 +60,7 @@ def ddpm_posterior(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar_t: float, alph
 
 
 def noise_aware_update(operator, x0: torch.Tensor, eps: torch.Tensor, y: torch.Tensor, a_prev: float,
-                       eta: float, sigma_y: float, noise: "NoiseSource") -> torch.Tensor:
+                       eta: float, sigma_y: float, noise: NoiseSource) -> torch.Tensor:
     """The DDNM+ update for a noisy ``y`` (DDNM Eqs. 17-19, in the operator's SVD view).
 
     ``x0_hat = x0 - V Lambda V^T A^+(A x0 - y)`` and ``x = sqrt(a) x0_hat + V(D1 z + D2 V^T eps)``:

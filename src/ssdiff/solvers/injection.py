@@ -12,8 +12,8 @@ intercepts only its attention probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor
@@ -25,7 +25,7 @@ LAYER_GROUPS = {"up": ("up_blocks.",), "mid": ("mid_block.",), "down": ("down_bl
 class _InterceptingProcessor(AttnProcessor):
     """diffusers' reference attention, with the probabilities routed through the injector."""
 
-    def __init__(self, injector: "AttentionInjector", name: str):
+    def __init__(self, injector: AttentionInjector, name: str):
         self.injector, self.name = injector, name
 
     def __call__(self, attn, hidden_states, *args, **kwargs):
@@ -51,7 +51,7 @@ class AttentionInjector:
 
     def __init__(self, network: torch.nn.Module, layers: str = "up", steps: Sequence[int] | None = None):
         if not isinstance(network, torch.nn.Module):
-            raise ValueError("attention injection needs a diffusers network (a loaded DiffusionPrior)")
+            raise TypeError("attention injection needs a diffusers network (a loaded DiffusionPrior)")
         if layers not in LAYER_GROUPS:
             raise ValueError(f"unknown layer group {layers!r}; choose from {', '.join(LAYER_GROUPS)}")
         self.steps = None if steps is None else set(steps)
@@ -82,7 +82,7 @@ class AttentionInjector:
         return probs
 
     @contextmanager
-    def attached(self) -> Iterator["AttentionInjector"]:
+    def attached(self) -> Iterator[AttentionInjector]:
         """Install the intercepting processors on the chosen layers; restore the originals after."""
         original = {name: module.processor for name, module in self.modules.items()}
         for name, module in self.modules.items():

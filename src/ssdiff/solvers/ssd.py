@@ -13,8 +13,8 @@ The time steps, the noise and the coefficients follow the released code (see ``s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -66,7 +66,7 @@ class SSDSchedule:
 
     @classmethod
     def build(cls, t0: int, forward_steps: int, backward_steps: int, stop_consistency_t: int | None = None,
-              align: bool = False) -> "SSDSchedule":
+              align: bool = False) -> SSDSchedule:
         """``align`` moves the generation step nearest to each inversion step onto it (what attention
         injection needs; the paper's 5/25 and 15/85 splits are aligned already)."""
         if not 1 <= t0 <= DEFAULT_SCHEDULE.num_train_timesteps:
