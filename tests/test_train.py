@@ -3,6 +3,7 @@ import csv
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from ssdiff.train import TrainConfig, Trainer, batch_indices, train, validation_loss
 
@@ -65,7 +66,11 @@ def test_exported_prior_loads(folder, tmp_path):
     train(config(folder, tmp_path / "run", steps=2, export=str(tmp_path / "export")))
     prior = ssdiff.load_model(tmp_path / "export")
     assert prior.dtype == torch.float32  # stored as float16, loaded as float32
-    assert prior(torch.randn(2, 3, 16, 16), 500).shape == (2, 3, 16, 16)
+    stored = load_file(tmp_path / "export" / "diffusion_pytorch_model.safetensors")
+    assert {tensor.dtype for tensor in stored.values()} == {torch.float16}
+    ema = ssdiff.load_model(tmp_path / "run" / "ema")  # the same EMA weights in float32
+    x = torch.randn(2, 3, 16, 16)
+    assert (prior(x, 500) - ema(x, 500)).abs().max() < 1e-2
 
 
 def test_data_order_depends_only_on_seed_and_step():

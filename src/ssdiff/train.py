@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DModel
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .io import InputError, atomic_path, collect_images, crop_square, image_grid, open_image, resize, write_image
@@ -130,11 +131,10 @@ def save_diffusers_folder(model: UNet2DModel, folder: str | Path, dtype: torch.d
     folder.parent.mkdir(parents=True, exist_ok=True)
     temp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(temp, ignore_errors=True)
-    copy = UNet2DModel.from_config(model.config)
-    copy.load_state_dict(model.state_dict())
-    if dtype != torch.float32:
-        copy = copy.to(dtype)
-    copy.save_pretrained(temp, safe_serialization=True)
+    # Config and tensors are written directly: casting a diffusers model with .to() warns on every export.
+    model.save_config(temp)
+    weights = {name: tensor.detach().to("cpu", dtype).contiguous() for name, tensor in model.state_dict().items()}
+    save_file(weights, temp / "diffusion_pytorch_model.safetensors", metadata={"format": "pt"})
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
