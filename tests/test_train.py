@@ -2,6 +2,7 @@ import csv
 
 import pytest
 import torch
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -66,10 +67,11 @@ def test_exported_prior_loads(folder, tmp_path):
     train(config(folder, tmp_path / "run", steps=2, export=str(tmp_path / "export")))
     prior = ssdiff.load_model(tmp_path / "export")
     assert prior.dtype == torch.float32  # stored as float16, loaded as float32
-    stored = load_file(tmp_path / "export" / "diffusion_pytorch_model.safetensors")
+    stored = load_file(tmp_path / "export" / SAFETENSORS_WEIGHTS_NAME)
     assert {tensor.dtype for tensor in stored.values()} == {torch.float16}
     ema = ssdiff.load_model(tmp_path / "run" / "ema")  # the same EMA weights in float32
     x = torch.randn(2, 3, 16, 16)
+    assert prior(x, 500).shape == x.shape
     assert (prior(x, 500) - ema(x, 500)).abs().max() < 1e-2
 
 

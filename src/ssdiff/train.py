@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DModel
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
@@ -134,7 +135,7 @@ def save_diffusers_folder(model: UNet2DModel, folder: str | Path, dtype: torch.d
     # Config and tensors are written directly: casting a diffusers model with .to() warns on every export.
     model.save_config(temp)
     weights = {name: tensor.detach().to("cpu", dtype).contiguous() for name, tensor in model.state_dict().items()}
-    save_file(weights, temp / "diffusion_pytorch_model.safetensors", metadata={"format": "pt"})
+    save_file(weights, temp / SAFETENSORS_WEIGHTS_NAME, metadata={"format": "pt"})
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
