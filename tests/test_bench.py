@@ -101,6 +101,20 @@ def test_methods_and_sweeps_can_have_their_own_budgets():
                                                   "ssd@30[t0=750]"]
 
 
+def test_markdown_table_bolds_the_best_per_column_and_leaves_unmeasured_cells_blank():
+    from ssdiff.bench import markdown_table
+
+    def row(name, psnr, swd):
+        return {"task": "sr", "row": name, "method": name, "nfe_budget": 0, "sweep": "", "value": "", "images": 1,
+                "NFE": 0, "PSNR": psnr, "SSIM": 0.5, "SWD": swd, "consistency": 0.0, "seconds_per_image": 0.1,
+                "overhead": None, "backward_passes": 0}
+
+    table = markdown_table([row("a", 20.0, 30.0), row("b", 25.0, 40.0), row("c", 22.0, float("nan"))])
+    assert "| a | 20.00 | **0.5000** | **30.00** |" in table  # SWD: lower is better
+    assert "| b | **25.00** | **0.5000** | 40.00 |" in table
+    assert "| c | 22.00 | **0.5000** |  |" in table  # SWD of a single image is not defined
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--sweep", "nonsense=1", "cannot sweep 'nonsense'"),
     ("--methods", "ssd,sdedit@x", "NAME@NFE"),

@@ -339,11 +339,12 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
     tasks = list(dict.fromkeys(r["task"] for r in main))
     metrics = [m for m in (*QUALITY_COLUMNS, "LPIPS", "FID", "KID") if any(m in r for r in main)]
     lower_is_better = {"SWD", "LPIPS", "FID", "KID"}
-    cell = {(r["row"], r["task"], m): r.get(m) for r in main for m in metrics}
+    cell = {(r["row"], r["task"], m): r[m] for r in main for m in metrics  # only the measured values
+            if r.get(m) is not None and not math.isnan(r[m])}
     best = {}
     for task in tasks:
         for m in metrics:
-            values = [v for (row, t, mm), v in cell.items() if t == task and mm == m and v is not None and not math.isnan(v)]
+            values = [v for (row, t, mm), v in cell.items() if t == task and mm == m]
             if values:
                 best[(task, m)] = min(values) if m in lower_is_better else max(values)
     lines = ["## Quality", "", "| method@NFE | " + " | ".join(f"{t} {m}" for t in tasks for m in metrics) + " |",
@@ -353,7 +354,7 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
         for task in tasks:
             for m in metrics:
                 v = cell.get((row_name, task, m))
-                text = "" if v is None or math.isnan(v) else (f"{v:.2f}" if m in ("PSNR", "SWD", "FID") else f"{v:.4f}")
+                text = "" if v is None else (f"{v:.2f}" if m in ("PSNR", "SWD", "FID") else f"{v:.4f}")
                 cells.append(f"**{text}**" if text and v == best.get((task, m)) else text)
         lines.append(f"| {row_name} | " + " | ".join(cells) + " |")
     lines += ["", ("PSNR (dB) and SSIM on 8-bit images: higher is better. SWD (x1e3, Laplacian-pyramid patches, "
