@@ -115,8 +115,20 @@ def test_markdown_table_bolds_the_best_per_column_and_leaves_unmeasured_cells_bl
     assert "| c | 22.00 | **0.5000** |  |" in table  # SWD of a single image is not defined
 
 
+def test_sample_grids_show_the_chosen_columns_in_order():
+    from ssdiff.bench import BenchConfig
+
+    config = BenchConfig(data="d", out="o", tasks=["sr_bicubic4", "colorization"], methods=["bicubic", "ssd", "ddnm"],
+                         nfes=[30, 100])
+    assert [run.row for run in config.sample_runs("sr_bicubic4")] == ["bicubic", "ssd@100", "ddnm@100"]
+    config.sample_columns = ["ssd@30", "ddnm@100", "bicubic"]
+    assert [run.row for run in config.sample_runs("sr_bicubic4")] == ["ssd@30", "ddnm@100", "bicubic"]
+    assert [run.row for run in config.sample_runs("colorization")] == ["ssd@30", "ddnm@100"]  # bicubic is SR only
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--sweep", "nonsense=1", "cannot sweep 'nonsense'"),
+    ("--sample-columns", "ssd@4,ssd@5", "sample column 'ssd@5' is not a method@NFE"),
     ("--methods", "ssd,sdedit@x", "NAME@NFE"),
     ("--methods", "ssd,ddpm", "unknown method 'ddpm'"),
 ])

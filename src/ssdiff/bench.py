@@ -126,6 +126,7 @@ class BenchConfig:
     crop_top: int | None = None
     seed: int = 0
     samples: int = 4
+    sample_columns: list[str] | None = None  # rows (method@NFE) shown in the sample grids, in this order
     batch_size: int = 1
     sigma_y: float = 0.0
     device: str = "auto"
@@ -148,7 +149,24 @@ class BenchConfig:
             for name, values in sweeps if swept else []:
                 method = SWEEPABLE[name][0]
                 runs.extend(Run(task, method, nfe, (name, v)) for nfe in self.sweep_nfes or self.nfes for v in values)
-        return list(dict.fromkeys(runs))  # a method listed both bare and with a budget runs once
+        runs = list(dict.fromkeys(runs))  # a method listed both bare and with a budget runs once
+        unknown = [c for c in self.sample_columns or [] if c not in {run.row for run in runs if not run.sweep}]
+        if unknown:
+            raise ValueError(f"sample column {unknown[0]!r} is not a method@NFE of this benchmark")
+        return runs
+
+    def sample_runs(self, task: str) -> list[Run]:
+        """The runs shown in ``task``'s sample grid: ``sample_columns`` in order (those that exist for
+        this task), else each method at its largest budget."""
+        runs = [run for run in self.runs() if run.task == task and not run.sweep]
+        if self.sample_columns:
+            by_row = {run.row: run for run in runs}
+            return [by_row[column] for column in self.sample_columns if column in by_row]
+        largest: dict[str, Run] = {}
+        for run in runs:
+            if run.method not in largest or run.nfe > largest[run.method].nfe:
+                largest[run.method] = run
+        return list(largest.values())
 
 
 # ---- data ----------------------------------------------------------------------------------------
@@ -431,26 +449,23 @@ def _plot(out: Path, rows: list[dict]) -> None:
 
 
 def _samples(out: Path, config: BenchConfig, runs: list[Run], stems: list[str], truths: torch.Tensor) -> None:
-    """Per task: a grid with one row per image (measurement | each method at its largest NFE | truth)."""
+    """Per task: a grid with one row per image (measurement | the sample columns | truth)."""
     count = min(config.samples, len(stems))
     if count == 0:
         return
     for task in dict.fromkeys(r.task for r in runs):
         base, params = parse_task(task)
         operator = get_operator(base, image_size=tuple(truths.shape[-2:]), **params)
-        largest = {}
-        for run in runs:
-            if run.task == task and not run.sweep:
-                largest[run.method] = run if run.method not in largest or run.nfe > largest[run.method].nfe else largest[run.method]
+        shown = config.sample_runs(task)
         tiles = []
         for i in range(count):
             y = operator.A(truths[i : i + 1])[0]
             row = [display_measurement(operator, y, tuple(truths.shape[-2:]))]
-            for run in largest.values():
+            for run in shown:
                 path = out / "runs" / run.key / f"{stems[i]}.png"
                 row.append(read_image(path) if path.exists() else torch.ones_like(truths[i]))
             tiles.extend([*row, truths[i]])
-        grid = image_grid(torch.stack(tiles), columns=len(largest) + 2)
+        grid = image_grid(torch.stack(tiles), columns=len(shown) + 2)
         write_image(grid, out / "samples" / f"{task}.png")
-        legend = ["measurement", *[r.row for r in largest.values()], "truth"]
+        legend = ["measurement", *[r.row for r in shown], "truth"]
         write_bytes(("columns: " + " | ".join(legend) + "\n").encode(), out / "samples" / f"{task}.txt")

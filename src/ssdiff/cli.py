@@ -205,6 +205,8 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces")
     p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
     p.add_argument("--samples", type=int, default=4, help="images shown in each task's sample grid")
+    p.add_argument("--sample-columns", help="comma-separated method@NFE rows shown in the sample grids, in this order "
+                   "(default: every method at its largest budget), e.g. ssd@30,ddnm@100,dps@100")
     p.add_argument("--lpips-weights", help="a local LPIPS state dict (the LPIPS column is skipped without one)")
     p.add_argument("--inception-weights", help="torch-fidelity's local Inception weights file for FID/KID "
                    "(skipped without one)")
@@ -228,7 +230,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
             sweep_tasks=args.sweep_tasks.split(",") if args.sweep_tasks else None,
             sweep_nfes=[int(v) for v in args.sweep_nfe.split(",") if v] if args.sweep_nfe else None, limit=args.limit,
             subset=args.subset, crop_top=args.crop_top, seed=args.seed,
-            samples=args.samples, device=args.device, lpips_weights=args.lpips_weights,
+            samples=args.samples, sample_columns=args.sample_columns.split(",") if args.sample_columns else None,
+            device=args.device, lpips_weights=args.lpips_weights,
             inception_weights=args.inception_weights, batch_size=args.batch_size, sigma_y=args.sigma_y,
         )
         config.runs()  # every method, budget and sweep is checked before any work
