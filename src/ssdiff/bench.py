@@ -317,8 +317,9 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
                "SSIM": float(np.mean([r["ssim"] for r in records])),
                "SWD": swd(restored, truths[done], seed=config.seed)["avg"] if len(done) > 1 else float("nan"),
                "consistency": float(np.mean([r["consistency"] for r in records])),
-               "seconds_per_image": float(np.mean([r["seconds"] for r in records])),
-               "overhead": _mean_or_none([r["overhead"] for r in records]),
+               # Timings: the median over images, robust to batches slowed by other work on the machine.
+               "seconds_per_image": float(np.median([r["seconds"] for r in records])),
+               "overhead": _median_or_none([r["overhead"] for r in records]),
                "backward_passes": records[0]["backward_passes"],
                "peak_memory_mb": float(max(r["peak_memory_mb"] for r in records))}
         if lpips_fn is not None:
@@ -336,9 +337,9 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
     return out / "table.md"
 
 
-def _mean_or_none(values: list[float | None]) -> float | None:
+def _median_or_none(values: list[float | None]) -> float | None:
     values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
+    return float(np.median(values)) if values else None
 
 
 def _write_tables(out: Path, rows: list[dict], lpips_note: str | None) -> None:
@@ -385,7 +386,8 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
         overhead = "" if r["overhead"] is None else f"{r['overhead']:.2f}"
         lines.append(f"| {r['task']} | {r['row']} | {r['NFE']} | {r['backward_passes']} | {r['seconds_per_image']:.2f} "
                      f"| {overhead} | {r['consistency']:.2e} | {r['images']} |")
-    lines += ["", "Overhead = wall time / (network calls x one network call measured in the same process)."]
+    lines += ["", ("s/image and overhead are medians over the images. Overhead = wall time / (network calls x one "
+                   "network call measured in the same process).")]
     sweeps = [r for r in rows if r["sweep"]]
     for name in dict.fromkeys(r["sweep"] for r in sweeps):
         lines += ["", f"## Sweep of {name}", "", "| task | method@NFE | " + name + " | PSNR | SSIM | SWD |",
