@@ -92,6 +92,15 @@ def test_sweeps_can_be_limited_to_some_tasks():
     assert swept == ["sr_bicubic4/ssd@30[eta=0]", "sr_bicubic4/ssd@30[eta=1]"]
 
 
+def test_ablations_can_be_limited_to_some_tasks():
+    from ssdiff.bench import BenchConfig
+
+    config = BenchConfig(data="d", out="o", tasks=["sr_bicubic4", "colorization"], methods=["ssd", "sdedit", "ssd-attn"],
+                         nfes=[30], ablation_tasks=["sr_bicubic4"])
+    assert [run.key for run in config.runs()] == ["sr_bicubic4/ssd@30", "sr_bicubic4/sdedit@30",
+                                                  "sr_bicubic4/ssd-attn@30", "colorization/ssd@30"]
+
+
 def test_methods_and_sweeps_can_have_their_own_budgets():
     from ssdiff.bench import BenchConfig
 

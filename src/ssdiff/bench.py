@@ -121,6 +121,7 @@ class BenchConfig:
     sweeps: list[str] = field(default_factory=list)
     sweep_tasks: list[str] | None = None  # the tasks the sweeps run on (default: every task)
     sweep_nfes: list[int] | None = None  # the budgets the sweeps run at (default: every budget)
+    ablation_tasks: list[str] | None = None  # the tasks the SSD ablations run on (default: every task)
     limit: int | None = None
     subset: str | None = None
     crop_top: int | None = None
@@ -134,11 +135,15 @@ class BenchConfig:
     inception_weights: str | None = None
 
     def runs(self) -> list[Run]:
+        from .solvers import ABLATIONS
+
         methods = [parse_method(entry, self.nfes) for entry in self.methods]
         sweeps = [parse_sweep(sweep) for sweep in self.sweeps]
         runs = []
         for task in self.tasks:
             for method, nfes in methods:
+                if method in ABLATIONS and self.ablation_tasks is not None and task not in self.ablation_tasks:
+                    continue
                 if method in DIRECT_METHODS:
                     if method == "bicubic" and not parse_task(task)[0].startswith("sr_"):
                         continue

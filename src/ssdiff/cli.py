@@ -200,6 +200,8 @@ def add_bench_parser(subparsers) -> None:
                    help="an SSD sweep (repeatable): eta=..., t0=..., ddim_eta=..., stop_consistency_t=... (SSD+), "
                    "inject_steps=all,0,1,... (ssd-attn)")
     p.add_argument("--sweep-tasks", help="comma-separated tasks the sweeps run on (default: every task), e.g. sr_bicubic4")
+    p.add_argument("--ablation-tasks", help="comma-separated tasks the SSD ablations (ddim-inversion, sdedit, "
+                   "ssd-noproj, ssd-attn) run on (default: every task), e.g. sr_bicubic4")
     p.add_argument("--sweep-nfe", help="comma-separated NFE budgets the sweeps run at (default: every --nfe)")
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces")
@@ -228,6 +230,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
             tasks=[t for t in args.tasks.split(",") if t], methods=[m for m in args.methods.split(",") if m],
             nfes=[int(v) for v in args.nfe.split(",") if v], sweeps=args.sweep,
             sweep_tasks=args.sweep_tasks.split(",") if args.sweep_tasks else None,
+            ablation_tasks=args.ablation_tasks.split(",") if args.ablation_tasks else None,
             sweep_nfes=[int(v) for v in args.sweep_nfe.split(",") if v] if args.sweep_nfe else None, limit=args.limit,
             subset=args.subset, crop_top=args.crop_top, seed=args.seed,
             samples=args.samples, sample_columns=args.sample_columns.split(",") if args.sample_columns else None,

@@ -73,6 +73,8 @@ METHODS: dict[str, tuple[Callable[..., Restoration], str]] = {
     "pigdm": (pigdm, "PiGDM (Song et al. 2023): pseudo-inverse guidance through the network"),
     "red-diff": (red_diff, "RED-diff (Mardani et al. 2024): Adam over x with an SNR-weighted denoiser regulariser"),
 }
+# The variants of SSD that remove or add one of its mechanisms (the paper's ablation study).
+ABLATIONS = ("ddim-inversion", "sdedit", "ssd-noproj", "ssd-attn")
 
 
 def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: str = "ssd", nfe: int = 30,
@@ -99,4 +101,4 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     return result
 
 
-__all__ = ["METHODS", "Restoration", "restore", "split_budget", "task_defaults"]
+__all__ = ["ABLATIONS", "METHODS", "Restoration", "restore", "split_budget", "task_defaults"]
