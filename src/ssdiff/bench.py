@@ -414,23 +414,27 @@ def _plot(out: Path, rows: list[dict]) -> None:
     main = [r for r in rows if not r["sweep"] and r["NFE"]]
     direct = [r for r in rows if not r["sweep"] and not r["NFE"]]
     for task in dict.fromkeys(r["task"] for r in main):
-        figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for r in (r for r in direct if r["task"] == task):  # no network: a horizontal reference line
-            axes[0].axhline(r["PSNR"], linestyle="--", color="gray", linewidth=1, label=r["method"])
-            axes[1].axhline(r["SWD"], linestyle="--", color="gray", linewidth=1)
-        for method in dict.fromkeys(r["method"] for r in main if r["task"] == task):
+        figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+        for r, dashes in zip((r for r in direct if r["task"] == task), ("--", ":")):  # no network: reference lines
+            axes[0].axhline(r["PSNR"], linestyle=dashes, color="gray", linewidth=1)
+            axes[1].axhline(r["SWD"], linestyle=dashes, color="gray", linewidth=1, label=r["method"])
+        # a dozen methods: 20 colours (the 10 strong ones first) with 7 markers, so that no two look alike
+        tab20, markers = plt.get_cmap("tab20").colors, "osD^v<>"
+        colours = tab20[0::2] + tab20[1::2]
+        for i, method in enumerate(dict.fromkeys(r["method"] for r in main if r["task"] == task)):
             points = sorted((r["NFE"], r["PSNR"], r["SWD"]) for r in main if r["task"] == task and r["method"] == method)
-            axes[0].plot([p[0] for p in points], [p[1] for p in points], "o-", label=method)
-            axes[1].plot([p[0] for p in points], [p[2] for p in points], "o-", label=method)
+            style = {"color": colours[i % len(colours)], "marker": markers[i % len(markers)], "label": method}
+            axes[0].plot([p[0] for p in points], [p[1] for p in points], **style)
+            axes[1].plot([p[0] for p in points], [p[2] for p in points], **style)
         for axis, name in zip(axes, ("PSNR (dB, higher is better)", "SWD (lower is better)")):
             axis.set_xlabel("network calls (NFE)")
             axis.set_ylabel(name)
             axis.set_xscale("log")
             axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
             axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            axis.set_xticks(sorted({r["NFE"] for r in main if r["task"] == task}))
+            axis.set_xticks(sorted({r["nfe_budget"] for r in main if r["task"] == task}))  # points sit at actual calls
             axis.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
+        axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the data, not over it
         figure.suptitle(task)
         figure.tight_layout()
         with atomic_path(out / f"plot_{task}.png") as temp:
