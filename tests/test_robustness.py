@@ -1,6 +1,7 @@
 """Real photos in, nothing lost: odd inputs, bad inputs, interruptions, any size."""
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,18 @@ def test_inputs_are_never_overwritten(tmp_path, capsys, model_args):
     assert main(["restore", str(good), "--task", "deblur_gauss", "--out", str(tmp_path), *model_args]) == 2
     assert "refusing to overwrite the input" in capsys.readouterr().err
     assert good.read_bytes() == before
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+    from ssdiff.io import write_image
+
+    umask = os.umask(0o022)
+    try:
+        path = write_image(torch.zeros(3, 8, 8), tmp_path / "out.png")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_nan_restorations_are_reported_not_saved(tmp_path, tiny_ddpm, capsys):

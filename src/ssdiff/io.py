@@ -143,6 +143,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes the file private (0600); outputs get the usual permissions
         os.replace(temp, target)
     finally:
         if temp.exists():
