@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import write_images
 
 from ssdiff.cli import main
@@ -44,6 +45,8 @@ def test_bench_end_to_end_and_resume(bench_args, tmp_path, capsys):
     rows = json.loads((out / "results.json").read_text())
     ssd = next(r for r in rows if r["row"] == "ssd@6" and r["task"] == "sr_bicubic2")
     assert ssd["images"] == 2 and ssd["NFE"] == 5 and ssd["overhead"] > 0
+    if Path("/proc/self/clear_refs").exists():  # per-batch peak memory, shown in the cost table
+        assert ssd["peak_mb"] > 0 and f"| {ssd['peak_mb']:.0f} |" in table
     assert next(r for r in rows if r["row"] == "dps@4")["backward_passes"] == 4
     assert not any(r["method"] == "bicubic" and r["task"] == "colorization" for r in rows)  # SR only
     for name in ("plot_sr_bicubic2.png", "sweep_eta_colorization.png", "samples/colorization.png", "results.csv"):
@@ -146,3 +149,16 @@ def test_bench_rejects_bad_options_before_any_work(bench_args, tmp_path, capsys,
     assert main([*bench_args, "--out", str(out), option, value]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="the resident-set peak is reset through Linux /proc")
+def test_peak_memory_is_measured_per_batch_not_per_process():
+    from ssdiff.bench import peak_memory_mb, reset_peak_memory
+
+    cpu = torch.device("cpu")
+    assert reset_peak_memory(cpu)
+    big = torch.ones(64, 2**20, dtype=torch.float32)  # 256 MB, touched
+    with_big = peak_memory_mb(cpu)
+    del big
+    assert reset_peak_memory(cpu)
+    assert peak_memory_mb(cpu) < with_big - 200

@@ -19,7 +19,7 @@ import csv
 import json
 import math
 import os
-import resource
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -207,11 +207,24 @@ def measure_network_call(prior, size: tuple[int, int], batch: int = 1, repeats: 
     return float(np.median(times)) / batch
 
 
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start a fresh peak-memory measurement: the CUDA allocator's peak, or on Linux the resident-set
+    high-water mark (``/proc/self/clear_refs``). False where it cannot be reset (then nothing is reported)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak CUDA memory of this process, or its peak resident set size on the CPU (both in MB)."""
+    """Peak memory since :func:`reset_peak_memory` in MB: CUDA memory allocated, or the resident set on Linux."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return int(re.search(r"VmHWM:\s*(\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 1024
 
 
 # ---- one image -----------------------------------------------------------------------------------
@@ -228,6 +241,7 @@ def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int],
     y = torch.cat([simulate_measurement(operator, x[i : i + 1], sigma_y, generator=torch.Generator().manual_seed(seed))
                    for i, seed in enumerate(seeds)])
     hparams = {**run.hparams(), **({"sigma_y": sigma_y} if sigma_y > 0 else {})}
+    measuring_memory = reset_peak_memory(prior.device)
     started = time.perf_counter()
     if run.method == "pinv":
         image, calls, backward = operator.A_pinv(y), 0, 0
@@ -245,7 +259,8 @@ def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int],
     restored = image.cpu()
     records = [{"psnr": psnr(r, t), "ssim": ssim(r, t), "consistency": consistency(operator, image[i : i + 1], y[i : i + 1]),
                 "seconds": seconds, "nfe": calls, "backward_passes": backward,
-                "peak_memory_mb": peak_memory_mb(prior.device)} for i, (r, t) in enumerate(zip(restored, truths))]
+                "peak_mb": peak_memory_mb(prior.device) if measuring_memory else None}
+               for i, (r, t) in enumerate(zip(restored, truths))]
     return restored, records
 
 
@@ -326,7 +341,8 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
                "seconds_per_image": float(np.median([r["seconds"] for r in records])),
                "overhead": _median_or_none([r["overhead"] for r in records]),
                "backward_passes": records[0]["backward_passes"],
-               "peak_memory_mb": float(max(r["peak_memory_mb"] for r in records))}
+               # Peak memory of a batch (records of older versions held the process's lifetime peak: not used).
+               "peak_mb": _max_or_none([r.get("peak_mb") for r in records])}
         if lpips_fn is not None:
             with torch.no_grad():
                 row["LPIPS"] = float(lpips_fn(restored, truths[done]).mean())
@@ -345,6 +361,11 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
 def _median_or_none(values: list[float | None]) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.median(values)) if values else None
+
+
+def _max_or_none(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(max(values)) if values else None
 
 
 def _write_tables(out: Path, rows: list[dict], lpips_note: str | None) -> None:
@@ -386,13 +407,16 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
     if lpips_note:
         lines.append(lpips_note)
     lines += ["", "## Cost", "", ("| task | method@NFE | network calls | backward passes | s/image | overhead | "
-                                  "mean abs(A x - y) | images |"), "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                                  "peak MB | mean abs(A x - y) | images |"),
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         overhead = "" if r["overhead"] is None else f"{r['overhead']:.2f}"
+        peak = "" if r.get("peak_mb") is None else f"{r['peak_mb']:.0f}"
         lines.append(f"| {r['task']} | {r['row']} | {r['NFE']} | {r['backward_passes']} | {r['seconds_per_image']:.2f} "
-                     f"| {overhead} | {r['consistency']:.2e} | {r['images']} |")
+                     f"| {overhead} | {peak} | {r['consistency']:.2e} | {r['images']} |")
     lines += ["", ("s/image and overhead are medians over the images. Overhead = wall time / (network calls x one "
-                   "network call measured in the same process).")]
+                   "network call measured in the same process). Peak MB: the largest peak of a batch, CUDA memory "
+                   "allocated on GPUs, the process's resident set on the CPU (blank where it cannot be measured).")]
     sweeps = [r for r in rows if r["sweep"]]
     for name in dict.fromkeys(r["sweep"] for r in sweeps):
         lines += ["", f"## Sweep of {name}", "", "| task | method@NFE | " + name + " | PSNR | SSIM | SWD |",
