@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,10 +257,10 @@ def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int],
     image = image.clamp(-1, 1)
     if not torch.isfinite(image).all():
         raise FloatingPointError(f"{run.key}: NaN or Inf in the restoration")
+    peak = peak_memory_mb(prior.device) if measuring_memory else None
     restored = image.cpu()
     records = [{"psnr": psnr(r, t), "ssim": ssim(r, t), "consistency": consistency(operator, image[i : i + 1], y[i : i + 1]),
-                "seconds": seconds, "nfe": calls, "backward_passes": backward,
-                "peak_mb": peak_memory_mb(prior.device) if measuring_memory else None}
+                "seconds": seconds, "nfe": calls, "backward_passes": backward, "peak_mb": peak}
                for i, (r, t) in enumerate(zip(restored, truths))]
     return restored, records
 
@@ -339,10 +340,10 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
                "consistency": float(np.mean([r["consistency"] for r in records])),
                # Timings: the median over images, robust to batches slowed by other work on the machine.
                "seconds_per_image": float(np.median([r["seconds"] for r in records])),
-               "overhead": _median_or_none([r["overhead"] for r in records]),
+               "overhead": _of_measured(np.median, [r["overhead"] for r in records]),
                "backward_passes": records[0]["backward_passes"],
                # Peak memory of a batch (records of older versions held the process's lifetime peak: not used).
-               "peak_mb": _max_or_none([r.get("peak_mb") for r in records])}
+               "peak_mb": _of_measured(max, [r.get("peak_mb") for r in records])}
         if lpips_fn is not None:
             with torch.no_grad():
                 row["LPIPS"] = float(lpips_fn(restored, truths[done]).mean())
@@ -358,14 +359,10 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
     return out / "table.md"
 
 
-def _median_or_none(values: list[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.median(values)) if values else None
-
-
-def _max_or_none(values: list[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(max(values)) if values else None
+def _of_measured(reduce: Callable[[list[float]], float], values: list[float | None]) -> float | None:
+    """``reduce`` over the values that were measured (not None), or None if none were."""
+    measured = [v for v in values if v is not None]
+    return float(reduce(measured)) if measured else None
 
 
 def _write_tables(out: Path, rows: list[dict], lpips_note: str | None) -> None:
