@@ -70,9 +70,10 @@ def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, generator: torch.Gener
     for _ in range(repeats):
         dirs = torch.randn(a.shape[1], directions, generator=generator, dtype=a.dtype)
         dirs = dirs / dirs.norm(dim=0, keepdim=True)
-        pa, _ = (a @ dirs).sort(dim=0)
-        pb, _ = (b @ dirs).sort(dim=0)
-        results.append((pa - pb).abs().mean().item())
+        # numpy sorts the columns of these 25,000 x 128 projections several times faster than torch on CPUs
+        pa = np.sort((a @ dirs).numpy(), axis=0)
+        pb = np.sort((b @ dirs).numpy(), axis=0)
+        results.append(float(np.abs(pa - pb).mean()))
     return float(np.mean(results))
 
 
