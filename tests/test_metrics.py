@@ -37,8 +37,22 @@ def test_consistency():
     assert consistency(op, x + 0.1, op.A(x)) == pytest.approx(0.1, rel=1e-4)
 
 
-def test_learned_metrics_are_skipped_with_a_reason_without_weights():
+def test_learned_metrics_are_skipped_with_a_reason_without_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
     fn, reason = load_lpips(None)
-    assert fn is None and "LPIPS skipped" in reason
+    assert fn is None and "LPIPS skipped" in reason and "alexnet-owt-7be5be79.pth" in reason
     fn, reason = load_fid(None)
-    assert fn is None and "FID/KID skipped" in reason
+    assert fn is None and "FID/KID skipped" in reason and "hub cache" in reason
+
+
+def test_learned_metrics_use_the_weights_in_the_libraries_cache(tmp_path, monkeypatch):
+    from ssdiff.metrics import HUB_CACHE_FILES, cached_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert cached_weights("inception") is None
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / HUB_CACHE_FILES["inception"]).write_bytes(b"weights")
+    assert cached_weights("inception") == checkpoints / HUB_CACHE_FILES["inception"]
+    fn, reason = load_fid(None)  # past the weights: what stops it now can only be the missing package
+    assert fn is not None or "not installed" in reason

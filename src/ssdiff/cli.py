@@ -209,9 +209,10 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--samples", type=int, default=4, help="images shown in each task's sample grid")
     p.add_argument("--sample-columns", help="comma-separated method@NFE rows shown in the sample grids, in this order "
                    "(default: every method at its largest budget), e.g. ssd@30,ddnm@100,dps@100")
-    p.add_argument("--lpips-weights", help="a local LPIPS state dict (the LPIPS column is skipped without one)")
+    p.add_argument("--lpips-weights", help="a local LPIPS state dict (default: the lpips package's heads and "
+                   "torchvision's AlexNet from torch's hub cache; the LPIPS column is skipped without them)")
     p.add_argument("--inception-weights", help="torch-fidelity's local Inception weights file for FID/KID "
-                   "(skipped without one)")
+                   "(default: its copy in torch's hub cache; skipped without one)")
     p.add_argument("--sigma-y", type=float, default=0.0, help="Gaussian noise of this std ([-1, 1] units) on every "
                    "measurement, seeded per image; the methods are told the noise level")
     p.add_argument("--batch-size", type=int, default=1, help="images restored together (faster on CPU and GPU; "

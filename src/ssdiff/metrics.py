@@ -102,23 +102,42 @@ def swd(restored: torch.Tensor, truth: torch.Tensor, patches_per_image: int = 12
 
 # ---- Learned metrics: only with weights on disk; never downloaded ---------------------------------
 
+# The weights files that torchvision and torch-fidelity keep in torch's hub cache: where a user
+# already has them, they are used as they are (nothing is downloaded when the file is there).
+HUB_CACHE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth",
+                   "inception": "weights-inception-2015-12-05-6726825d.pth"}
+
+
+def cached_weights(name: str) -> Path | None:
+    """The libraries' own copy of a weights file (``$TORCH_HOME/hub/checkpoints``), if it is there."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / HUB_CACHE_FILES[name]
+    return path if path.is_file() else None
+
+
 def load_lpips(weights: str | None = None, net: str = "alex"):
     """An LPIPS distance function if the ``lpips`` package and its backbone weights are on disk.
 
-    Returns ``(fn, None)`` or ``(None, reason)``; ``weights`` is a state dict of the complete
-    ``lpips.LPIPS`` module (backbone + linear heads). Nothing is downloaded.
+    Returns ``(fn, None)`` or ``(None, reason)``. ``weights`` is a state dict of the complete
+    ``lpips.LPIPS`` module (backbone + linear heads); without it, the package's own linear heads
+    and torchvision's backbone from torch's hub cache are used if the cache holds them. Nothing is
+    downloaded.
     """
-    if not weights:
-        return None, "LPIPS skipped: no --lpips-weights given (ssdiff never downloads backbone weights)."
+    cached = None if weights else cached_weights(net)
+    if not weights and cached is None:
+        return None, (f"LPIPS skipped: no --lpips-weights given and no {HUB_CACHE_FILES[net]} in torch's hub cache "
+                      "(ssdiff never downloads backbone weights).")
     try:
         import lpips
     except ImportError:
         return None, "LPIPS skipped: the 'lpips' package is not installed."
     try:
-        model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+        if weights:
+            model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+        else:
+            model = lpips.LPIPS(net=net, verbose=False)  # finds the backbone in the cache, so does not download
     except Exception as error:  # noqa: BLE001 - a wrong file must not fail a benchmark run
-        return None, f"LPIPS skipped: cannot load {weights}: {str(error).splitlines()[0]}."
+        return None, f"LPIPS skipped: cannot load {weights or cached}: {str(error).splitlines()[0]}."
     model.eval().requires_grad_(False)
     return (lambda restored, truth: model(restored.float(), truth.float()).flatten()), None
 
@@ -127,11 +146,13 @@ def load_fid(weights: str | None = None):
     """FID and KID between two folders of PNGs, with torch-fidelity and a local Inception file.
 
     Returns ``(fn, None)`` with ``fn(folder_a, folder_b) -> {"FID": ..., "KID": ...}``, or
-    ``(None, reason)``. ``weights`` is torch-fidelity's ``pt_inception-2015-12-05`` file; nothing
-    is downloaded.
+    ``(None, reason)``. ``weights`` is torch-fidelity's ``pt_inception-2015-12-05`` file, by
+    default its copy in torch's hub cache if there is one; nothing is downloaded.
     """
+    weights = weights or cached_weights("inception")
     if not weights:
-        return None, "FID/KID skipped: no --inception-weights given (ssdiff never downloads Inception weights)."
+        return None, (f"FID/KID skipped: no --inception-weights given and no {HUB_CACHE_FILES['inception']} in "
+                      "torch's hub cache (ssdiff never downloads Inception weights).")
     try:
         import torch_fidelity
     except ImportError:
@@ -141,7 +162,7 @@ def load_fid(weights: str | None = None):
         count = min(len(list(Path(folder_a).glob("*.png"))), len(list(Path(folder_b).glob("*.png"))))
         result = torch_fidelity.calculate_metrics(
             input1=str(folder_a), input2=str(folder_b), cuda=torch.cuda.is_available(), fid=True, kid=True,
-            kid_subset_size=max(2, min(1000, count)), feature_extractor_weights_path=weights, verbose=False)
+            kid_subset_size=max(2, min(1000, count)), feature_extractor_weights_path=str(weights), verbose=False)
         return {"FID": float(result["frechet_inception_distance"]), "KID": float(result["kernel_inception_distance_mean"])}
 
     return fid_kid, None
