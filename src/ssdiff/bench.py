@@ -413,7 +413,9 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
                      f"| {overhead} | {peak} | {r['consistency']:.2e} | {r['images']} |")
     lines += ["", ("s/image and overhead are medians over the images. Overhead = wall time / (network calls x one "
                    "network call measured in the same process). Peak MB: the largest peak of a batch, CUDA memory "
-                   "allocated on GPUs, the process's resident set on the CPU (blank where it cannot be measured).")]
+                   "allocated on GPUs, the process's resident set on the CPU (blank where it cannot be measured), which can include "
+                   "memory the allocator kept from methods run earlier in the process: for clean CPU figures run one "
+                   "method per process.")]
     sweeps = [r for r in rows if r["sweep"]]
     for name in dict.fromkeys(r["sweep"] for r in sweeps):
         lines += ["", f"## Sweep of {name}", "", "| task | method@NFE | " + name + " | PSNR | SSIM | SWD |",
