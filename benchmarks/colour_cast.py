@@ -39,8 +39,9 @@ def main() -> None:
     args = parser.parse_args()
 
     prior = ssdiff.load_model("celeba64")
+    size = prior.require_resolution()
     stems, truths = load_truths(BenchConfig(data=args.data, out=args.bench, subset=args.subset,
-                                            crop_top=args.crop_top), prior.require_resolution())
+                                            crop_top=args.crop_top), size)
     print("| images | global cast | colourfulness |\n| --- | ---: | ---: |")
     print("| truth | {:.1f} | {:.1f} |".format(*colour_cast(truths)))
     for folder in sorted(p for p in (Path(args.bench) / "runs" / "colorization").iterdir() if p.is_dir()):
@@ -48,7 +49,7 @@ def main() -> None:
             restored = torch.stack([read_image(folder / f"{s}.png") for s in stems])
             print(f"| {folder.name} | " + "{:.1f} | {:.1f} |".format(*colour_cast(restored)))
     for steps in [int(s) for s in args.unconditional.split(",") if s]:
-        samples = ddim_sample(prior, (16, 3, *prior.require_resolution()), num_steps=steps, eta=0.85, seed=0)
+        samples = ddim_sample(prior, (16, 3, *size), num_steps=steps, eta=0.85, seed=0)
         print(f"| unconditional, {steps} steps | " + "{:.1f} | {:.1f} |".format(*colour_cast(samples)))
 
 
