@@ -72,13 +72,44 @@ class Run:
     def row(self) -> str:
         return self.key.split("/", 1)[1]
 
+    @property
+    def base(self) -> str:
+        """The method's name without its options: ``ssd`` for ``ssd[sampler=unipc]``."""
+        return split_method(self.method)[0]
+
     def hparams(self) -> dict[str, Any]:
+        options = split_method(self.method)[1]
         if not self.sweep:
-            return {}
+            return options
         name, value = self.sweep
         if name == "inject_steps":
-            return {"inject_steps": None if value == "all" else [int(value)]}
-        return {name: value}
+            return {**options, "inject_steps": None if value == "all" else [int(value)]}
+        return {**options, name: value}
+
+
+def _cast(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def split_method(text: str) -> tuple[str, dict[str, Any]]:
+    """``"ssd[sampler=unipc;spacing=logsnr]"`` -> ``("ssd", {"sampler": "unipc", "spacing": "logsnr"})``."""
+    name, bracket, rest = text.partition("[")
+    if not bracket:
+        return name, {}
+    if not rest.endswith("]"):
+        raise ValueError(f"method options look like NAME[KEY=VALUE;KEY=VALUE]; got {text!r}")
+    options = {}
+    for item in filter(None, rest[:-1].split(";")):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"method options look like NAME[KEY=VALUE;KEY=VALUE]; got {text!r}")
+        options[key.replace("-", "_")] = _cast(value)
+    return name, options
 
 
 def _format_value(value: Any) -> str:
@@ -86,11 +117,14 @@ def _format_value(value: Any) -> str:
 
 
 def parse_method(text: str, nfes: list[int]) -> tuple[str, list[int]]:
-    """``"sdedit@30"`` -> ``("sdedit", [30])``; a bare name runs at every budget in ``nfes``."""
+    """``"sdedit@30"`` -> ``("sdedit", [30])``; a bare name runs at every budget in ``nfes``.
+
+    A method may carry options for its solver: ``ssd[sampler=unipc;spacing=logsnr]@10``.
+    """
     from .solvers import METHODS
 
-    name, at, budget = text.partition("@")
-    if name not in METHODS and name not in DIRECT_METHODS:
+    name, at, budget = text.rpartition("@") if "@" in text else (text, "", "")
+    if split_method(name)[0] not in METHODS and name not in DIRECT_METHODS:
         raise ValueError(f"unknown method {name!r}; choose from: {', '.join((*DIRECT_METHODS, *METHODS))}")
     if not at:
         return name, nfes
@@ -249,7 +283,7 @@ def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int],
     elif run.method == "bicubic":
         image, calls, backward = bicubic_upsample(y, operator), 0, 0
     else:
-        result = restore(prior, operator, y, method=run.method, nfe=run.nfe, seed=seeds, **hparams)
+        result = restore(prior, operator, y, method=run.base, nfe=run.nfe, seed=seeds, **hparams)
         image, calls, backward = result.image, result.nfe, result.extras.get("backward_passes", 0)
     if prior.device.type == "cuda":
         torch.cuda.synchronize()

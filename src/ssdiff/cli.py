@@ -37,18 +37,25 @@ def operator_params(args: argparse.Namespace) -> dict:
 def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="ssd",
                    help="ssd (default), ssd+ (no back-projection below t=200), ssd-attn (with attention injection); "
-                   "the ablations ddim-inversion, sdedit, ssd-noproj; the baselines ddnm, ddrm, dps, pigdm, red-diff")
+                   "the ablations ddim-inversion, sdedit, ssd-noproj; the baselines ddnm, ddrm, dps, pigdm, red-diff; "
+                   "the few-step baselines diffpir, cm4ir; ssd-fast (SSD as `ssdiff tune` configured it for the prior, "
+                   "task and budget)")
     p.add_argument("--nfe", type=int, default=30, help="network-evaluation budget (30: Nf=5, Nb=25; 100: Nf=15, Nb=85)")
     p.add_argument("--t0", type=int, help="time step the DA inversion reaches (default per task: 550 SR/deblur, 750 colorization)")
     p.add_argument("--eta", type=float, help="DA inversion noise (default per task: 0.4 SR/deblur, 0.8 colorization)")
     p.add_argument("--ddim-eta", type=float, help="stochasticity of the generation steps (default 0.8)")
     p.add_argument("--stop-t", type=int, help="SSD+: no back-projection below this time step (default 200 for ssd+)")
+    p.add_argument("--sampler", help="SSD/DDNM generation: ddim (default, the paper's), dpm-solver++, sde-dpm-solver++, "
+                   "unipc, edict")
+    p.add_argument("--spacing", help="SSD/DDNM generation time steps: uniform (the paper's), trailing, quadratic, logsnr")
+    p.add_argument("--inversion", help="SSD's Embryo: da (default), sdedit, edict (exact inversion)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda or mps")
 
 
 def solver_params(args: argparse.Namespace) -> dict:
-    values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "stop_consistency_t": args.stop_t}
+    values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "stop_consistency_t": args.stop_t,
+              "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion}
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -193,7 +200,7 @@ def add_bench_parser(subparsers) -> None:
                    help="comma-separated tasks; SR as sr_bicubic4, sr_bicubic8, sr_average2, ...")
     p.add_argument("--methods", default="pinv,bicubic,ssd,ssd+,ddnm,ddrm,dps,pigdm,red-diff",
                    help="comma-separated: pinv, bicubic (no network), ssd, ssd+, ssd-attn, ddim-inversion, sdedit, "
-                   "ssd-noproj, ddnm, ddrm, dps, pigdm, red-diff; NAME@N runs that method at budget N only "
+                   "ssd-noproj, ddnm, ddrm, dps, pigdm, red-diff, diffpir, cm4ir; NAME@N runs that method at budget N only "
                    "(e.g. sdedit@30)")
     p.add_argument("--nfe", default="30,100", help="comma-separated NFE budgets")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
@@ -245,6 +252,67 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if table is not None:
         print(table.read_text())
         print(f"wrote {table} and the results, plots and samples beside it")
+    return 0
+
+
+def add_tune_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "tune", help="search SSD's few-step configuration for a prior, task and budget (the ssd-fast presets)",
+        description="Restore images of the prior's own domain from simulated measurements with many SSD "
+        "configurations (sampler, time-step spacing, t0, eta, inversion calls) by coordinate descent, score each by "
+        "PSNR - w * SWD, and write the best one as a preset that --method ssd-fast uses (--preset FILE). Tune on "
+        "images the benchmark does not report: for the built-in prior, CelebA training faces 007001..008000.",
+    )
+    p.add_argument("--data", required=True, help="folder of clean images (centre-cropped and resized to the model's size)")
+    p.add_argument("--task", required=True, help="the degradation, e.g. sr_bicubic4, colorization, deblur_gauss, inpaint")
+    p.add_argument("--nfe", required=True, help="comma-separated NFE budgets to tune for, e.g. 4,6,10")
+    p.add_argument("--out", required=True, help="preset file (JSON) to write; presets of other tasks and budgets in it are kept")
+    p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
+    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+    p.add_argument("--subset", help="slice of the sorted images, e.g. 7000:7032 (default: all)")
+    p.add_argument("--crop-top", type=int, help="crop the square this many pixels below the top (as ssdiff bench)")
+    p.add_argument("--rounds", type=int, default=2, help="coordinate-descent rounds (default 2)")
+    p.add_argument("--swd-weight", type=float, default=None, help="weight of SWD in the score (default 0.1)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per network call (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.set_defaults(func=run_tune_command)
+
+
+def run_tune_command(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .bench import BenchConfig, load_truths
+    from .io import write_bytes
+    from .operators import get_operator, parse_task
+    from .solvers import task_defaults
+    from .tune import SWD_WEIGHT, merge_preset, tune
+
+    out = Path(args.out)
+    try:
+        budgets = [int(v) for v in args.nfe.split(",") if v]
+        if not budgets or min(budgets) < 2:
+            raise ValueError(f"--nfe needs budgets of at least 2, got {args.nfe!r}")
+        base, params = parse_task(args.task)
+        prior = load_model(args.model, device=args.device, config=read_config(args.config))
+        size = prior.require_resolution()
+        operator = get_operator(base, image_size=size, **params)
+        merge_preset(out, prior.name, operator.name, budgets[0], {})  # a file of another prior fails here, before any work
+        _, truths = load_truths(BenchConfig(data=args.data, out="", subset=args.subset, crop_top=args.crop_top), size)
+    except ValueError as error:
+        raise InputError(f"tune: {error}") from None
+    log = out.with_suffix(".log.jsonl")
+    for nfe in budgets:
+        with open(log, "a") as handle:
+            entry = tune(prior, operator, truths.to(prior.device), nfe, task_defaults=task_defaults(operator),
+                         rounds=args.rounds, seed=args.seed, batch_size=args.batch_size,
+                         swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight,
+                         log=lambda record, nfe=nfe: handle.write(json.dumps({"nfe": nfe, **record}) + "\n") or handle.flush())
+        entry["search"]["data"] = f"{args.data} [{args.subset or ':'}]"
+        write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
+        search = entry["search"]
+        print(f"{operator.name}@{nfe}: {entry['config']} PSNR {entry['psnr']:.2f} SWD {entry['swd']:.2f} "
+              f"({search['evaluations']} configurations, {search['network_calls']} network calls, {search['minutes']} min)")
+    print(f"wrote {out}")
     return 0
 
 
@@ -367,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_restore_parser(subparsers)
     add_degrade_parser(subparsers)
     add_bench_parser(subparsers)
+    add_tune_parser(subparsers)
     add_train_parser(subparsers)
     add_models_parser(subparsers)
     return parser

@@ -92,3 +92,58 @@ def descending_pairs(steps: list[int]) -> list[tuple[int, int]]:
     """``(t, t_prev)`` from the last step down, ``t_prev = -1`` (the clean image) at the end."""
     previous = [-1] + list(steps[:-1])
     return list(zip(reversed(steps), reversed(previous)))
+
+
+def log_snr(alpha_bar: np.ndarray | float) -> np.ndarray:
+    """Half the log signal-to-noise ratio, ``lambda = log(sqrt(a) / sqrt(1 - a))`` (DPM-Solver's time variable)."""
+    alpha_bar = np.asarray(alpha_bar, dtype=np.float64)
+    return 0.5 * (np.log(alpha_bar) - np.log1p(-alpha_bar))
+
+
+def _strictly_increasing(steps: list[int]) -> list[int]:
+    # Rounding can map two grid points near t = 0 to one integer; push the later ones up so that
+    # a budget of n steps always makes n network calls.
+    out: list[int] = []
+    for t in steps:
+        out.append(max(t, out[-1] + 1) if out else t)
+    return out
+
+
+def spaced_steps(spacing: str, t_end: int, count: int, schedule: NoiseSchedule = DEFAULT_SCHEDULE) -> list[int]:
+    """``count`` ascending generation steps ending at ``t_end``, under one of :data:`SPACINGS`.
+
+    ``uniform`` is the released SSD spacing (``uniform_steps``: both ends hit, so the last call is
+    at ``t = 0``). The others place ``count`` points on the grid ``u = k / count, k = 1..count`` of
+    a monotone map ``u -> t`` with ``t(0) = 0``, so that no call is spent at ``t = 0`` where the
+    sample is already clean (the solver steps from the smallest one to the clean image):
+    ``trailing`` is linear in t, ``quadratic`` is ``t_end u^2`` (denser near the clean end, as
+    DDIM's and DiffPIR's ``quad``), ``logsnr`` is uniform in ``lambda = log(sqrt(a) / sigma)``
+    between ``lambda(t_end)`` and ``lambda(0)`` (DPM-Solver's choice, Lu et al. 2022, Sec. 3.3).
+    """
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown time-step spacing {spacing!r}; choose from: {', '.join(SPACINGS)}")
+    if count < 1:
+        raise ValueError(f"need at least one time step, got {count}")
+    if not 0 <= t_end < schedule.num_train_timesteps:
+        raise ValueError(f"the last time step must be in [0, {schedule.num_train_timesteps - 1}], got {t_end}")
+    if spacing == "uniform":
+        return uniform_steps(t_end, count)
+    if count > t_end:
+        raise ValueError(f"{count} steps do not fit in (0, {t_end}] with the {spacing!r} spacing")
+    u = np.arange(1, count + 1, dtype=np.float64) / count
+    if spacing == "trailing":
+        t = t_end * u
+    elif spacing == "quadratic":
+        t = t_end * u**2
+    else:  # logsnr: interpolate the schedule's (decreasing) lambda(t) at uniformly spaced values
+        lambdas = log_snr(schedule.alpha_bar[: t_end + 1])
+        targets = lambdas[0] + u * (lambdas[-1] - lambdas[0])
+        t = np.interp(-targets, -lambdas, np.arange(t_end + 1, dtype=np.float64))
+    steps = _strictly_increasing([int(round(v)) for v in t])
+    steps = [min(s, t_end) for s in steps]
+    if len(set(steps)) != count:  # pushed past t_end: too many steps for this range
+        raise ValueError(f"{count} steps do not fit in (0, {t_end}] with the {spacing!r} spacing")
+    return steps
+
+
+SPACINGS = ("uniform", "trailing", "quadratic", "logsnr")

@@ -30,9 +30,20 @@ class LinearOperator(ABC):
     def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
         """The pseudo-inverse ``A^+ y``, an image of the size that produced ``y``."""
 
-    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Back-projection onto ``{x : A x = y}``: ``x - A^+ A x + A^+ y`` (DDNM Eq. 13, SSD Eq. 12)."""
-        return x + self.A_pinv(y - self.A(x))
+    def project(self, x: torch.Tensor, y: torch.Tensor, rho: float = 0.0) -> torch.Tensor:
+        """Back-projection onto ``{x : A x = y}``: ``x - A^+ A x + A^+ y`` (DDNM Eq. 13, SSD Eq. 12).
+
+        With ``rho > 0``, the proximal step ``argmin_z |y - A z|^2 + rho |z - x|^2`` instead, i.e.
+        ``x + A_rho^+ (y - A x)`` with the Tikhonov pseudo-inverse ``A_rho^+ = A^T (A A^T + rho)^-1``,
+        ``s / (s^2 + rho)`` per singular value (DiffPIR's data step, CM4IR's regularised guidance).
+        """
+        correction = self.A_pinv(y - self.A(x))
+        if rho == 0:
+            return x + correction
+        if rho < 0:
+            raise ValueError(f"the proximal weight rho must be >= 0, got {rho}")
+        s = self.singular_map(x)
+        return x + self.V(s**2 / (s**2 + rho) * self.Vt(correction))
 
     def image_shape(self, y: torch.Tensor) -> tuple[int, int]:
         """The (H, W) of the image a measurement ``y`` comes from (same as y's unless overridden)."""

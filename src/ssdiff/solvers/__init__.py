@@ -9,9 +9,11 @@ from typing import Any
 import torch
 
 from ..operators import LinearOperator
+from .cm4ir import cm4ir
 from .common import EpsPrior, Restoration
 from .ddnm import ddnm
 from .ddrm import ddrm
+from .diffpir import diffpir
 from .dps import dps
 from .injection import AttentionInjector
 from .pigdm import pigdm
@@ -72,9 +74,18 @@ METHODS: dict[str, tuple[Callable[..., Restoration], str]] = {
     "dps": (dps, "DPS (Chung et al. 2023): gradient of |y - A x0| through the network (2 passes per step)"),
     "pigdm": (pigdm, "PiGDM (Song et al. 2023): pseudo-inverse guidance through the network"),
     "red-diff": (red_diff, "RED-diff (Mardani et al. 2024): Adam over x with an SNR-weighted denoiser regulariser"),
+    "ssd-fast": (lambda *a, **k: _ssd_fast(*a, **k), "SSD with the configuration `ssdiff tune` found for the prior, task and budget"),
+    "diffpir": (diffpir, "DiffPIR (Zhu et al. 2023): proximal data step on x0, re-noising with zeta; quadratic steps"),
+    "cm4ir": (cm4ir, "CM4IR (Garber & Tirer 2025): A+y start, back-projection guidance, its noise injection; diffusion prior"),
 }
 # The variants of SSD that remove or add one of its mechanisms (the paper's ablation study).
 ABLATIONS = ("ddim-inversion", "sdedit", "ssd-noproj", "ssd-attn")
+
+
+def _ssd_fast(*args: Any, **kwargs: Any) -> Restoration:
+    from ..tune import ssd_fast  # tune builds on the solvers: imported when first used
+
+    return ssd_fast(*args, **kwargs)
 
 
 def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: str = "ssd", nfe: int = 30,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..operators import LinearOperator
-from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule, uniform_steps
+from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule, spaced_steps, uniform_steps
 from .common import (
     CallCounter,
     EpsPrior,
@@ -29,9 +29,12 @@ from .common import (
     noise_aware_update,
     predict_x0,
 )
+from .edict import DEFAULT_MIX, edict_generate, edict_invert, projected_eps
+from .samplers import check_sampler, multistep_generate
 
 # Hook called at every network evaluation: (phase, step index, time step, x_t) -> None.
 StepHook = Callable[[str, int, int, torch.Tensor], None]
+INVERSIONS = ("da", "sdedit", "edict")
 
 
 def split_budget(nfe: int) -> tuple[int, int]:
@@ -66,14 +69,15 @@ class SSDSchedule:
 
     @classmethod
     def build(cls, t0: int, forward_steps: int, backward_steps: int, stop_consistency_t: int | None = None,
-              align: bool = False) -> SSDSchedule:
+              align: bool = False, spacing: str = "uniform") -> SSDSchedule:
         """``align`` moves the generation step nearest to each inversion step onto it (what attention
-        injection needs; the paper's 5/25 and 15/85 splits are aligned already)."""
+        injection needs; the paper's 5/25 and 15/85 splits are aligned already); ``spacing``
+        places the generation steps (the inversion's are always uniform, as the paper's)."""
         if not 1 <= t0 <= DEFAULT_SCHEDULE.num_train_timesteps:
             raise ValueError(f"t0 must be in [1, 1000], got {t0}")
         if forward_steps < 1 or backward_steps < 1:
             raise ValueError(f"need at least one inversion and one generation step, got {forward_steps}, {backward_steps}")
-        forward, backward = uniform_steps(t0 - 1, forward_steps), uniform_steps(t0 - 1, backward_steps)
+        forward, backward = uniform_steps(t0 - 1, forward_steps), spaced_steps(spacing, t0 - 1, backward_steps)
         if align:
             for t in forward:
                 if t not in backward:
@@ -136,37 +140,70 @@ def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int],
 
 
 def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 30, t0: int = 550, eta: float = 0.4,
-        ddim_eta: float = 0.8, stop_consistency_t: int | None = None, forward_steps: int | None = None,
-        backward_steps: int | None = None, seed: int | None = 0, inversion: str = "da",
-        back_projection: bool = True, sigma_y: float = 0.0, align_steps: bool = False,
-        hook: StepHook | None = None) -> Restoration:
+        ddim_eta: float | None = None, stop_consistency_t: int | None = None, forward_steps: int | None = None,
+        backward_steps: int | None = None, seed: int | None = 0, inversion: str = "da", sampler: str = "ddim",
+        spacing: str = "uniform", order: int = 2, edict_p: float = DEFAULT_MIX, back_projection: bool = True,
+        sigma_y: float = 0.0, align_steps: bool = False, hook: StepHook | None = None) -> Restoration:
     """Restore ``x`` from ``y = A x`` with SSD (``stop_consistency_t`` None) or SSD+ (e.g. 200).
 
     ``inversion="da"`` is DA inversion with noise ``eta`` (``eta=0``: DDIM inversion);
     ``inversion="sdedit"`` skips inversion and noises ``A^+ y`` to ``t0`` with ``q(x_t0 | x0)``
-    (CCDF / SDEdit start); ``back_projection=False`` drops the projection (an ablation).
+    (CCDF / SDEdit start); ``inversion="edict"`` inverts exactly with EDICT (mixing ``edict_p``,
+    two calls per step); ``back_projection=False`` drops the projection (an ablation).
+    ``sampler`` generates: ``ddim`` (the paper's, with ``ddim_eta``, default 0.8), a multistep
+    solver of :mod:`samplers` (``dpm-solver++``, ``sde-dpm-solver++``, ``unipc``, of ``order``) or
+    ``edict`` (the exact inverse of EDICT inversion); ``spacing`` places the generation steps
+    (:data:`~ssdiff.schedule.SPACINGS`; ``uniform`` is the paper's). Every sampler projects
+    the clean-image estimate before it uses it.
     ``sigma_y`` > 0 (the std of Gaussian noise on ``y``, in [-1, 1] units) makes the
     back-projection noise-aware (DDNM+ style), so that the noise of ``y`` is not copied into x.
     """
+    check_sampler(sampler, order)
+    if inversion not in INVERSIONS:
+        raise ValueError(f"unknown inversion {inversion!r}; choose from: {', '.join(INVERSIONS)}")
+    if ddim_eta is not None and sampler != "ddim":
+        raise ValueError(f"ddim_eta applies to the ddim sampler only, not to {sampler!r}")
+    if sigma_y > 0 and sampler != "ddim":
+        raise ValueError(f"a noisy measurement (sigma_y > 0) needs the ddim sampler (noise-aware update), not {sampler!r}")
+    ddim_eta = 0.8 if ddim_eta is None else ddim_eta
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
-        forward_steps = forward_steps or default_forward
-        backward_steps = backward_steps or default_backward
-    plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t, align=align_steps)
+        # EDICT spends two calls per step: fewer steps keep the budget
+        forward_cost, backward_cost = (2 if inversion == "edict" else 1), (2 if sampler == "edict" else 1)
+        forward_steps = forward_steps or max(2, (default_forward - 1) // forward_cost + 1)
+        backward_steps = backward_steps or max(1, default_backward // backward_cost)
+    plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t, align=align_steps, spacing=spacing)
     schedule: NoiseSchedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
     counter = CallCounter(prior)
     noise = NoiseSource(seed, y.shape[0], y.device)
-
+    y = y.float()
     x = operator.A_pinv(y).float()
+    pair = None
     if inversion == "da":
         x = da_inversion(counter, x, plan.forward, eta, noise, schedule, hook)
     elif inversion == "sdedit":
         a = schedule.alpha_bar_at(plan.forward[-1])
         x = math.sqrt(a) * x + math.sqrt(1 - a) * noise.like(x)
+    else:  # EDICT from the clean A+ y, through the inversion's levels above 0
+        pair = edict_invert(counter, x, [-1] + plan.forward[1:], edict_p, schedule, hook)
+        x = pair[0]
+
+    def correct(x0: torch.Tensor, i: int, t: int) -> torch.Tensor:
+        return operator.project(x0, y) if back_projection and i < plan.projected else x0
+
+    if sampler == "ddim":
+        x = generate_with_projection(counter, x, plan.backward, operator if back_projection else None, y,
+                                     plan.projected, ddim_eta, noise, schedule, hook, sigma_y)
+    elif sampler == "edict":
+        x = edict_generate(counter, pair or (x, x.clone()), [-1] + plan.backward, edict_p,
+                           projected_eps(correct, schedule), schedule, hook)
+        # EDICT ends on a mix of its two chains, not on a projected estimate: project it as the
+        # other samplers' last step does
+        x = correct(x, len(plan.backward) - 1, -1)
     else:
-        raise ValueError(f"unknown inversion {inversion!r}; use 'da' or 'sdedit'")
-    x = generate_with_projection(counter, x, plan.backward, operator if back_projection else None, y.float(),
-                                 plan.projected, ddim_eta, noise, schedule, hook, sigma_y)
-    extras = {"t0": t0, "eta": eta, "ddim_eta": ddim_eta, "forward_steps": plan.forward, "backward_steps": plan.backward,
-              "projected_steps": plan.projected, "sigma_y": sigma_y}
+        x = multistep_generate(counter, x, plan.backward, correct, sampler=sampler, noise=noise, schedule=schedule,
+                               order=order, hook=hook)
+    extras = {"t0": t0, "eta": eta, "inversion": inversion, "sampler": sampler, "spacing": spacing,
+              "ddim_eta": ddim_eta if sampler == "ddim" else None, "forward_steps": plan.forward,
+              "backward_steps": plan.backward, "projected_steps": plan.projected, "sigma_y": sigma_y}
     return Restoration(image=x, nfe=counter.calls, extras=extras)

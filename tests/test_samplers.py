@@ -1,0 +1,151 @@
+"""Fast generation inside SSD and DDNM: multistep solvers, time-step spacings, EDICT inversion."""
+
+import math
+
+import pytest
+import torch
+from test_ssd import GaussianPrior
+
+import ssdiff
+from ssdiff import get_operator, restore
+from ssdiff.schedule import SPACINGS, spaced_steps
+from ssdiff.solvers.common import NoiseSource
+from ssdiff.solvers.edict import edict_generate, edict_invert
+from ssdiff.solvers.samplers import MULTISTEP, multistep_generate
+from ssdiff.solvers.ssd import generate_with_projection
+
+SAMPLERS = ["ddim", *MULTISTEP, "edict"]
+
+
+@pytest.fixture()
+def truth():
+    g = torch.Generator().manual_seed(3)
+    return (0.2 + 0.3 * torch.randn(2, 3, 32, 32, generator=g)).clamp(-1, 1)
+
+
+@pytest.mark.parametrize("spacing", ["uniform", "quadratic"])
+def test_first_order_dpm_solver_is_ddim(spacing):
+    # DPM-Solver++(1) in data prediction is DDIM with eta = 0 (Lu et al. 2022, Sec. 4.1), step
+    # for step. (With a correction of x0 they differ by design: SSD's DDIM moves with the
+    # network's eps, a solver with the eps implied by the corrected x0.)
+    steps = spaced_steps(spacing, 549, 6)
+    start = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    noise, prior = NoiseSource(0, 2, "cpu"), GaussianPrior()
+    for n in range(1, len(steps) + 1):
+        ddim = generate_with_projection(prior, start, steps[-n:], None, None, 0, 0.0, noise)
+        dpm = multistep_generate(prior, start, steps[-n:], None, sampler="dpm-solver++", noise=noise, order=1)
+        assert (ddim - dpm).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("sampler,inversion,calls", [
+    ("ddim", "da", 9), ("dpm-solver++", "da", 9), ("sde-dpm-solver++", "da", 9), ("unipc", "da", 9),
+    ("edict", "da", 9), ("dpm-solver++", "edict", 10), ("edict", "edict", 10),
+])
+def test_nfe_is_exact_for_every_sampler(tiny_ddpm, images, sampler, inversion, calls):
+    # nfe=10 splits into 2 inversion and 8 generation steps; EDICT's two calls per step halve its steps
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
+    seen = []
+    result = restore(lambda x, t: seen.append(t) or tiny_ddpm(x, t), op, op.A(images), nfe=10, seed=0,
+                     sampler=sampler, inversion=inversion)
+    assert result.nfe == len(seen) == calls
+    assert torch.isfinite(result.image).all()
+
+
+@pytest.mark.parametrize("sampler", MULTISTEP)
+def test_ddnm_takes_the_fast_samplers(tiny_ddpm, images, sampler):
+    op = get_operator("colorization", image_size=(32, 32))
+    y = op.A(images)
+    result = restore(tiny_ddpm, op, y, method="ddnm", nfe=5, seed=0, sampler=sampler)
+    assert result.nfe == 5 and result.extras["steps"] == spaced_steps("trailing", 999, 5)
+    assert (op.A(result.image) - y).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_seeded_runs_are_reproducible(tiny_ddpm, images, sampler):
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
+    y = op.A(images)
+    first = restore(tiny_ddpm, op, y, nfe=8, seed=4, sampler=sampler).image
+    assert torch.equal(first, restore(tiny_ddpm, op, y, nfe=8, seed=4, sampler=sampler).image)
+    other = restore(tiny_ddpm, op, y, nfe=8, seed=5, sampler=sampler).image
+    assert not torch.equal(first, other)  # DA inversion draws noise whatever the sampler
+
+
+@pytest.mark.parametrize("sampler,spacing,nfe", [
+    *[(sampler, spacing, 20) for sampler in ("ddim", *MULTISTEP) for spacing in SPACINGS], ("edict", "uniform", 200),
+])
+def test_gaussian_prior_fills_the_hole_with_its_posterior(sampler, spacing, nfe):
+    # Inpainting under an exact Gaussian prior N(mu, s^2) per pixel: the restoration agrees with
+    # y, and the missing pixels, whose posterior is the prior, have the prior's mean and spread.
+    # (EDICT's coupled chains evaluate the network at the level they left, which needs small
+    # steps: at a few dozen steps it drifts, so it gets 200 NFEs here.)
+    mu, s = 0.5, 0.1
+    truth = (mu + s * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    op = get_operator("inpaint", image_size=(32, 32))
+    y = op.A(truth)
+    result = restore(GaussianPrior(mu, s), op, y, nfe=nfe, seed=0, sampler=sampler, spacing=spacing)
+    assert (op.A(result.image) - y).abs().max() < 1e-5
+    filled = result.image[0][:, op.mask[0, 0] == 0]
+    assert abs(filled.mean().item() - mu) < 0.03
+    assert 0.3 * s < filled.std().item() < 2 * s
+
+
+@pytest.mark.parametrize("sampler", MULTISTEP)
+def test_ddnm_fast_samplers_fill_the_hole_with_the_posterior(sampler):
+    mu, s = -0.3, 0.2
+    truth = (mu + s * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    op = get_operator("inpaint", image_size=(32, 32))
+    y = op.A(truth)
+    result = restore(GaussianPrior(mu, s), op, y, method="ddnm", nfe=30, seed=0, sampler=sampler)
+    assert (op.A(result.image) - y).abs().max() < 1e-5
+    filled = result.image[0][:, op.mask[0, 0] == 0]
+    # (at 30 steps from pure noise the spread is still a little short of the prior's)
+    assert abs(filled.mean().item() - mu) < 0.03 and 0.6 * s < filled.std().item() < 1.4 * s
+
+
+def test_edict_inversion_round_trip_on_a_real_network(golden, model_configs, images):
+    # invert, then generate without projection: the input comes back (float64, a real UNet)
+    prior = ssdiff.load_model(golden / "ddpm_model_small.safetensors", config=model_configs["ddpm_model_small"])
+    prior.to(dtype=torch.float64)
+    x = images.double()
+    levels = [-1, 50, 200, 400, 549]
+    pair = edict_invert(prior, x, levels)
+    assert (pair[0] - x).abs().max() > 0.1  # it did travel
+    back = edict_generate(prior, pair, levels)
+    assert (back - x).abs().max() < 1e-4
+
+
+def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
+    for spacing in ("quadratic", "logsnr"):
+        steps = spaced_steps(spacing, 549, 10)
+        assert len(steps) == 10 and steps[-1] == 549 and steps[0] > 0
+        gaps = [b - a for a, b in zip(steps, steps[1:])]
+        assert gaps[0] < gaps[-1] / 3 and steps[0] < 549 / 10  # crowded near the clean end
+    assert spaced_steps("trailing", 549, 4) == [137, 274, 412, 549]
+    assert spaced_steps("uniform", 549, 5) == [0, 137, 274, 412, 549]  # the paper's
+    lam = [0.5 * math.log(a / (1 - a)) for a in (ssdiff.schedule.DEFAULT_SCHEDULE.alpha_bar_at(t) for t in [0, 549])]
+    logsnr = spaced_steps("logsnr", 549, 4)
+    target = lam[0] + 0.25 * (lam[1] - lam[0])  # the first point sits a quarter of the way in lambda
+    got = ssdiff.schedule.log_snr(ssdiff.schedule.DEFAULT_SCHEDULE.alpha_bar_at(logsnr[0]))
+    assert abs(got - target) < 0.2
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"sampler": "heun"}, "unknown sampler"),
+    ({"spacing": "cubic"}, "unknown time-step spacing"),
+    ({"inversion": "bdia"}, "unknown inversion"),
+    ({"sampler": "unipc", "ddim_eta": 0.5}, "ddim_eta applies to the ddim sampler only"),
+    ({"sampler": "unipc", "sigma_y": 0.1}, "needs the ddim sampler"),
+    ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
+    ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
+])
+def test_bad_sampler_options_fail_before_any_call(truth, options, message):
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
+    calls = []
+
+    def prior(x, t):
+        calls.append(t)
+        return torch.zeros_like(x)
+
+    with pytest.raises(ValueError, match=message):
+        restore(prior, op, op.A(truth), nfe=10, **options)
+    assert not calls
