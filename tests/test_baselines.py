@@ -100,16 +100,21 @@ def test_attention_injection_replaces_decoder_maps(tiny_ddpm, images):
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
     y = op.A(images)
     plain = restore(tiny_ddpm, op, y, method="ssd", nfe=30, seed=0)
-    injected = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=30, seed=0)
+    injected = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=30, seed=0, inject_steps=None)
     # 4 inversion steps (t = 0, 137, 274, 412) are evaluated and all appear among the generation
     # steps; the tiny network has 3 decoder attention layers (one level, num_res_blocks + 1).
     assert injected.extras["injected_maps"] == 4 * 3
+    # by default the maps of inversion steps 2 and 3 only, as the released --aligned_timestep 2 3
+    released = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=30, seed=0)
+    assert released.extras["injected_maps"] == 2 * 3 and released.extras["inject_steps"] == [2, 3]
+    with pytest.raises(ValueError, match="out of range"):  # 30 NFEs evaluate inversion steps 0..3 only
+        restore(tiny_ddpm, op, y, method="ssd-attn", nfe=30, seed=0, inject_steps=[4])
     assert injected.nfe == plain.nfe == 29
     assert (injected.image - plain.image).abs().max() > 1e-4
     only_first = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=30, seed=0, inject_steps=[1])
     assert only_first.extras["injected_maps"] == 3
     # other budgets: generation steps are aligned onto the inversion steps, so all maps are used
-    odd = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=23, seed=0)
+    odd = restore(tiny_ddpm, op, y, method="ssd-attn", nfe=23, seed=0, inject_steps=None)
     forward = odd.extras["forward_steps"]
     assert set(forward) <= set(odd.extras["backward_steps"])
     assert odd.extras["injected_maps"] == (len(forward) - 1) * 3

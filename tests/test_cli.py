@@ -15,7 +15,8 @@ def photos(tmp_path, images) -> Path:
 
 @pytest.fixture()
 def model_args(tiny_model_args) -> list[str]:
-    return [*tiny_model_args, "--nfe", "6"]
+    # SSD as the paper runs it (at 6 calls the CLI would otherwise pick ssd-fast, untuned for this network)
+    return [*tiny_model_args, "--nfe", "6", "--method", "ssd"]
 
 
 def test_restore_from_clean_writes_all_outputs(photos, model_args, tmp_path, capsys):
@@ -109,3 +110,17 @@ def test_models_lists_presets_and_describes_files(golden, capsys):
     count = sum(v.numel() for v in read_state_dict(path).values())
     assert "format:       ddpm" in described and f"parameters:   {count:,}" in described
     assert f"sha256:       {sha256(path)}" in described
+
+
+def test_few_calls_default_to_ssd_fast_and_take_a_preset(photos, tiny_model_args, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "fast"
+    with pytest.warns(UserWarning, match="no tuned preset"):  # no presets ship for the test network
+        assert main(["restore", str(photos / "face0.png"), "--task", "deblur_gauss", "--nfe", "4", "--out", str(out),
+                     *tiny_model_args]) == 0
+    preset = tmp_path / "p.json"
+    preset.write_text(json.dumps({"prior": "another_prior", "presets": {"deblur_gauss": {"4": {"config": {}}}}}))
+    assert main(["restore", str(photos / "face0.png"), "--task", "deblur_gauss", "--nfe", "4", "--out", str(tmp_path / "x"),
+                 "--preset", str(preset), *tiny_model_args]) == 2
+    assert "tuned for the prior 'another_prior'" in capsys.readouterr().err

@@ -60,7 +60,8 @@ BAD = [
     (["good.png", "--task", "inpaint", "--mask", "notimage.png"], "cannot read mask image", "notimage.png"),
     (["good.png", "--task", "warp"], "unknown task 'warp'", None),
     (["good.png", "--task", "sr_bicubic", "--blur-sigma", "2"], "unknown option(s) sigma", None),
-    (["good.png", "--task", "deblur_gauss", "--nfe", "2"], "at least 3", None),
+    (["good.png", "--task", "deblur_gauss", "--nfe", "2", "--method", "ssd"], "at least 3", None),
+    (["good.png", "--task", "deblur_gauss", "--nfe", "1"], "leaves no generation step", None),  # ssd-fast
     (["good.png", "--task", "deblur_gauss", "--method", "magic"], "unknown method 'magic'", None),
     (["good.png", "--task", "deblur_gauss", "--method", "ddnm", "--t0", "300"], "does not take the option t0", None),
     (["good.png", "--task", "deblur_gauss", "--jpeg", "50"], "needs --from-clean", None),

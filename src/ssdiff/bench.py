@@ -497,6 +497,7 @@ def _plot(out: Path, rows: list[dict]) -> None:
         with atomic_path(out / f"plot_{task}.png") as temp:
             figure.savefig(temp, format="png", dpi=100)
         plt.close(figure)
+        _plot_frontier(out, task, [r for r in main if r["task"] == task], colours, markers)
     sweeps = [r for r in rows if r["sweep"]]
     for (name, task) in dict.fromkeys((r["sweep"], r["task"]) for r in sweeps):
         figure, axis = plt.subplots(figsize=(5, 4))
@@ -514,6 +515,42 @@ def _plot(out: Path, rows: list[dict]) -> None:
         with atomic_path(out / f"sweep_{name}_{task}.png") as temp:
             figure.savefig(temp, format="png", dpi=100)
         plt.close(figure)
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[tuple[float, float]]:
+    """The (cost, value) points that no cheaper-or-equal point beats, by increasing cost."""
+    front: list[tuple[float, float]] = []
+    for cost, value in sorted(points, key=lambda p: (p[0], -p[1] if higher_is_better else p[1])):
+        if not front or (value > front[-1][1] if higher_is_better else value < front[-1][1]):
+            front.append((cost, value))
+    return front
+
+
+def _plot_frontier(out: Path, task: str, rows: list[dict], colours, markers) -> None:
+    """Quality against seconds per image: every method@NFE a point, the Pareto front drawn."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axis, metric, higher in zip(axes, ("PSNR", "SWD"), (True, False)):
+        for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+            points = [r for r in rows if r["method"] == method and r[metric] == r[metric]]  # skip NaN
+            axis.scatter([r["seconds_per_image"] for r in points], [r[metric] for r in points], label=method,
+                         color=colours[i % len(colours)], marker=markers[i % len(markers)], s=28)
+            for r in points:
+                axis.annotate(str(r["nfe_budget"]), (r["seconds_per_image"], r[metric]), fontsize=6,
+                              xytext=(3, 2), textcoords="offset points")
+        front = pareto_front([(r["seconds_per_image"], r[metric]) for r in rows if r[metric] == r[metric]], higher)
+        axis.plot([p[0] for p in front], [p[1] for p in front], "k--", linewidth=1, label="Pareto front")
+        axis.set_xscale("log")
+        axis.set_xlabel("seconds per image (numbers: NFE budget)")
+        axis.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    figure.suptitle(f"{task}: quality against time")
+    figure.tight_layout()
+    with atomic_path(out / f"frontier_{task}.png") as temp:
+        figure.savefig(temp, format="png", dpi=100)
+    plt.close(figure)
 
 
 def _samples(out: Path, config: BenchConfig, runs: list[Run], stems: list[str], truths: torch.Tensor) -> None:

@@ -35,8 +35,8 @@ def operator_params(args: argparse.Namespace) -> dict:
 
 
 def add_solver_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default="ssd",
-                   help="ssd (default), ssd+ (no back-projection below t=200), ssd-attn (with attention injection); "
+    p.add_argument("--method", default=None,
+                   help="ssd (default; ssd-fast when --nfe is 10 or less), ssd+ (no back-projection below t=200), ssd-attn (with attention injection); "
                    "the ablations ddim-inversion, sdedit, ssd-noproj; the baselines ddnm, ddrm, dps, pigdm, red-diff; "
                    "the few-step baselines diffpir, cm4ir; ssd-fast (SSD as `ssdiff tune` configured it for the prior, "
                    "task and budget)")
@@ -49,14 +49,24 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
                    "unipc, edict")
     p.add_argument("--spacing", help="SSD/DDNM generation time steps: uniform (the paper's), trailing, quadratic, logsnr")
     p.add_argument("--inversion", help="SSD's Embryo: da (default), sdedit, edict (exact inversion)")
+    p.add_argument("--preset", help="ssd-fast: a preset file written by `ssdiff tune` (default: the presets that ship "
+                   "for the built-in prior)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda or mps")
 
 
 def solver_params(args: argparse.Namespace) -> dict:
     values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "stop_consistency_t": args.stop_t,
-              "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion}
+              "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion, "preset": args.preset}
     return {k: v for k, v in values.items() if v is not None}
+
+
+def default_method(nfe: int) -> str:
+    """The method restore and demo use unless told: SSD as the paper runs it, or tuned at 10 calls or less."""
+    return "ssd-fast" if nfe <= FAST_NFE else "ssd"
+
+
+FAST_NFE = 10
 
 
 def add_measurement_noise_options(p: argparse.ArgumentParser) -> None:
@@ -272,6 +282,8 @@ def add_tune_parser(subparsers) -> None:
     p.add_argument("--subset", help="slice of the sorted images, e.g. 7000:7032 (default: all)")
     p.add_argument("--crop-top", type=int, help="crop the square this many pixels below the top (as ssdiff bench)")
     p.add_argument("--rounds", type=int, default=2, help="coordinate-descent rounds (default 2)")
+    p.add_argument("--space", help='JSON of the knobs and values to search, replacing the default space, e.g. '
+                   '\'{"t0": [350, 550], "sampler": ["ddim", "unipc"]}\'')
     p.add_argument("--swd-weight", type=float, default=None, help="weight of SWD in the score (default 0.1)")
     p.add_argument("--batch-size", type=int, default=16, help="images per network call (default 16)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
@@ -285,28 +297,38 @@ def run_tune_command(args: argparse.Namespace) -> int:
     from .io import write_bytes
     from .operators import get_operator, parse_task
     from .solvers import task_defaults
-    from .tune import SWD_WEIGHT, merge_preset, tune
+    from .tune import SEARCH_SPACE, SWD_WEIGHT, merge_preset, tune
 
     out = Path(args.out)
     try:
         budgets = [int(v) for v in args.nfe.split(",") if v]
         if not budgets or min(budgets) < 2:
             raise ValueError(f"--nfe needs budgets of at least 2, got {args.nfe!r}")
+        space = json.loads(args.space) if args.space else SEARCH_SPACE
+        if not isinstance(space, dict) or not all(isinstance(v, list) and v for v in space.values()):
+            raise ValueError(f"--space needs a JSON object of non-empty lists, got {args.space!r}")
+        unknown = set(space) - set(SEARCH_SPACE)
+        if unknown:
+            raise ValueError(f"--space: unknown knob {sorted(unknown)[0]!r}; choose from: {', '.join(SEARCH_SPACE)}")
         base, params = parse_task(args.task)
         prior = load_model(args.model, device=args.device, config=read_config(args.config))
         size = prior.require_resolution()
         operator = get_operator(base, image_size=size, **params)
         merge_preset(out, prior.name, operator.name, budgets[0], {})  # a file of another prior fails here, before any work
         _, truths = load_truths(BenchConfig(data=args.data, out="", subset=args.subset, crop_top=args.crop_top), size)
-    except ValueError as error:
+    except (ValueError, json.JSONDecodeError) as error:
         raise InputError(f"tune: {error}") from None
-    log = out.with_suffix(".log.jsonl")
+    log = out.with_suffix(".log.jsonl")  # every configuration scored, as it is scored
     for nfe in budgets:
         with open(log, "a") as handle:
+
+            def record(entry: dict, nfe: int = nfe) -> None:
+                handle.write(json.dumps({"task": operator.name, "nfe": nfe, **entry}) + "\n")
+                handle.flush()
+
             entry = tune(prior, operator, truths.to(prior.device), nfe, task_defaults=task_defaults(operator),
-                         rounds=args.rounds, seed=args.seed, batch_size=args.batch_size,
-                         swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight,
-                         log=lambda record, nfe=nfe: handle.write(json.dumps({"nfe": nfe, **record}) + "\n") or handle.flush())
+                         space=space, rounds=args.rounds, seed=args.seed, batch_size=args.batch_size,
+                         swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight, log=record)
         entry["search"]["data"] = f"{args.data} [{args.subset or ':'}]"
         write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
         search = entry["search"]
@@ -444,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "method", "") is None:
+        args.method = default_method(args.nfe)
     try:
         return args.func(args)
     except (InputError, CheckpointError, OperatorError) as error:

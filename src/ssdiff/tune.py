@@ -192,6 +192,9 @@ def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe:
         presets = preset if preset is not None else builtin_presets(name)
     config, origin = find_preset(presets, name, operator.name, nfe)
     config = {**task_defaults(operator), **config, **overrides}
+    if overrides.get("sigma_y", 0) > 0 and config.get("sampler") != "ddim":
+        # the presets are tuned on clean measurements; only the ddim update is noise-aware (DDNM+)
+        config["sampler"], origin = "ddim", f"{origin}, ddim sampler for the noisy measurement"
     result = ssd(prior, operator, y, nfe=nfe, seed=seed, **config_to_hparams(config, nfe))
     result.extras.update(preset=origin, config=config)
     return result

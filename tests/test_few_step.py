@@ -1,0 +1,141 @@
+"""The few-step baselines (DiffPIR, CM4IR), the proximal data step, ``ssdiff tune`` and ``ssd-fast``."""
+
+import json
+import warnings
+
+import pytest
+import torch
+from conftest import write_images
+from test_ssd import GaussianPrior
+
+from ssdiff import get_operator, restore
+from ssdiff.bench import parse_method, split_method
+from ssdiff.cli import main
+from ssdiff.solvers.cm4ir import cm4ir_levels
+from ssdiff.tune import UNTUNED, config_to_hparams, find_preset
+
+
+@pytest.fixture()
+def truth():
+    g = torch.Generator().manual_seed(3)
+    return (0.2 + 0.3 * torch.randn(2, 3, 32, 32, generator=g)).clamp(-1, 1)
+
+
+def test_proximal_step_is_diffpirs_closed_form_for_inpainting(truth):
+    # argmin |y - M x|^2 + rho |x - z|^2 for a mask M is (m y + rho z) / (m + rho) per pixel
+    op = get_operator("inpaint", image_size=(32, 32))
+    z = torch.randn(truth.shape, generator=torch.Generator().manual_seed(1))
+    y, m = op.A(truth), op.mask
+    for rho in (0.01, 0.3, 5.0):
+        assert torch.allclose(op.project(z, y, rho=rho), (m * y + rho * z) / (m + rho), atol=1e-6)
+
+
+@pytest.mark.parametrize("task,options", [("sr_bicubic", {"scale": 4}), ("colorization", {}), ("deblur_gauss", {})])
+def test_proximal_step_balances_data_and_prior(truth, task, options):
+    op = get_operator(task, image_size=(32, 32), **options)
+    y = op.A(truth)
+    z = truth + 0.3 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(2))
+    errors = [(op.A(op.project(z, y, rho=rho)) - y).norm().item() for rho in (0.0, 0.1, 1.0, 10.0)]
+    assert errors[0] < 1e-3 * errors[-1]  # rho = 0 is the back-projection
+    assert errors == sorted(errors)  # more weight on z, less on the data
+    # the objective's gradient A^T(A x - y) + rho (x - z) vanishes: x - z is in the row space
+    # of A, so the projection of x - z onto the null space is zero
+    x = op.project(z, y, rho=1.0)
+    null_part = (x - z) - op.A_pinv(op.A(x - z))
+    assert null_part.abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("method,nfe", [("diffpir", 7), ("cm4ir", 4), ("cm4ir", 6)])
+@pytest.mark.parametrize("task,options", [("sr_bicubic", {"scale": 4}), ("colorization", {}), ("inpaint", {})])
+def test_few_step_baselines_agree_with_y_and_count_their_calls(truth, method, nfe, task, options):
+    op = get_operator(task, image_size=(32, 32), **options)
+    y = op.A(truth)
+    calls = []
+    prior = GaussianPrior()
+    result = restore(lambda x, t: calls.append(t) or prior(x, t), op, y, method=method, nfe=nfe, seed=0)
+    assert result.nfe == len(calls) == nfe
+    assert (op.A(result.image) - y).abs().mean() < 2e-3  # sigma_n = 0.001 leaves DiffPIR a hair off y
+    again = restore(prior, op, y, method=method, nfe=nfe, seed=0)
+    assert torch.equal(result.image, again.image)
+
+
+def test_cm4ir_noise_levels_follow_the_authors_rule():
+    # a_0 = alpha_bar[iN + 1], a_{k+1} = min(a_k (1 + gamma), 0.9999), sigma = sqrt(1 - a)
+    levels = cm4ir_levels(250, 0.2, 4)
+    assert [round(sigma, 3) for sigma, _ in levels] == [0.694, 0.614, 0.503, 0.322]
+    assert [t for _, t in levels] == sorted([t for _, t in levels], reverse=True)
+
+
+def test_diffpir_fills_a_hole_toward_the_prior():
+    mu, s = 0.5, 0.1
+    truth = (mu + s * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    op = get_operator("inpaint", image_size=(32, 32))
+    result = restore(GaussianPrior(mu, s), op, op.A(truth), method="diffpir", nfe=20, seed=0)
+    assert abs(result.image[0][:, op.mask[0, 0] == 0].mean().item() - mu) < 0.05
+
+
+def test_bench_methods_take_options():
+    assert split_method("ssd[sampler=unipc;t0=450;eta=0.2]") == ("ssd", {"sampler": "unipc", "t0": 450, "eta": 0.2})
+    assert parse_method("ssd[sampler=unipc]@10", [30]) == ("ssd[sampler=unipc]", [10])
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_method("ssdx[sampler=unipc]@10", [30])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        split_method("ssd[sampler]")
+
+
+def test_configurations_spend_the_whole_budget():
+    assert config_to_hparams({"inversion_calls": 2, "sampler": "unipc", "ddim_eta": 0.3}, 10) == {
+        "sampler": "unipc", "forward_steps": 3, "backward_steps": 8}
+    assert config_to_hparams({"inversion_calls": 0, "sampler": "ddim", "ddim_eta": 0.3}, 4)["inversion"] == "sdedit"
+    with pytest.raises(ValueError, match="no generation step"):
+        config_to_hparams({"inversion_calls": 3}, 3)
+
+
+def test_presets_of_another_prior_or_task_are_refused():
+    presets = {"prior": "celeba64", "source": "file", "presets": {"colorization": {"10": {"config": {"t0": 450}}}}}
+    with pytest.raises(ValueError, match="tuned for the prior 'celeba64'"):
+        find_preset(presets, "other", "colorization", 10)
+    with pytest.raises(ValueError, match="no preset for the task 'inpaint'"):
+        find_preset(presets, "celeba64", "inpaint", 10)
+    assert find_preset(presets, "celeba64", "colorization", 12) == ({"t0": 450}, "tuned at 10 NFEs")
+    with pytest.warns(UserWarning, match="no tuned preset"):
+        assert find_preset(presets, "celeba64", "colorization", 6)[0] == UNTUNED
+
+
+def test_tune_writes_a_preset_that_ssd_fast_uses(tmp_path, tiny_model_args, golden, model_configs, images):
+    import ssdiff
+
+    data = write_images(tmp_path / "faces", images.repeat(2, 1, 1, 1), ["a", "b", "c", "d"])
+    preset = tmp_path / "presets.json"
+    space = '{"t0": [200, 400], "inversion_calls": [0, 1]}'
+    assert main(["tune", "--data", str(data), "--task", "colorization", "--nfe", "4", "--out", str(preset),
+                 "--rounds", "1", "--space", space, "--device", "cpu", *tiny_model_args]) == 0
+    written = json.loads(preset.read_text())
+    entry = written["presets"]["colorization"]["4"]
+    assert written["prior"] == "ddpm_model_small.safetensors"
+    assert entry["search"]["evaluations"] <= 4 and entry["search"]["network_calls"] == entry["search"]["evaluations"] * 4 * 4
+    assert set(entry["config"]) >= {"t0", "inversion_calls"}
+
+    prior = ssdiff.load_model(golden / "ddpm_model_small.safetensors", config=model_configs["ddpm_model_small"])
+    op = get_operator("colorization", image_size=(32, 32))
+    y = op.A(images)
+    fast = restore(prior, op, y, method="ssd-fast", nfe=4, preset=str(preset))
+    assert fast.nfe == 4 and fast.extras["preset"] == "tuned at 4 NFEs"
+    assert fast.extras["t0"] == entry["config"]["t0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restore(prior, op, y, method="ssd-fast", nfe=4, preset=str(preset))  # tuned: no warning
+    with pytest.warns(UserWarning, match="untuned"):
+        untuned = restore(prior, op, y, method="ssd-fast", nfe=4)  # no presets ship for this prior
+    assert untuned.extras["preset"] == "untuned" and untuned.nfe == 4
+    # the preset file holds another prior's presets: refused before any work
+    assert main(["tune", "--data", str(data), "--task", "colorization", "--nfe", "4", "--out", str(preset),
+                 "--device", "cpu"]) == 2
+
+
+def test_pareto_front_keeps_the_points_nothing_cheaper_beats():
+    from ssdiff.bench import pareto_front
+
+    points = [(1.0, 20.0), (2.0, 19.0), (2.0, 23.0), (4.0, 22.0), (8.0, 24.0)]
+    assert pareto_front(points, higher_is_better=True) == [(1.0, 20.0), (2.0, 23.0), (8.0, 24.0)]
+    assert pareto_front(points, higher_is_better=False) == [(1.0, 20.0), (2.0, 19.0)]
