@@ -22,4 +22,5 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     image = Image.open(out)
     assert image.format == "PNG" and image.width > 4 * 64 * 3
     printed = capsys.readouterr().out
-    assert str(out) in printed and "PSNR" in printed and "5 network calls" in printed
+    # at 6 calls the demo runs ssd-fast, which spends the whole budget
+    assert str(out) in printed and "PSNR" in printed and "ssd-fast, 6 network calls" in printed

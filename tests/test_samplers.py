@@ -137,6 +137,7 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"sampler": "unipc", "sigma_y": 0.1}, "needs the ddim sampler"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
     ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
+    ({"sampler": "unipc", "order": 3, "forward_steps": 2, "backward_steps": 2}, "needs at least 3 generation steps"),
 ])
 def test_bad_sampler_options_fail_before_any_call(truth, options, message):
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)

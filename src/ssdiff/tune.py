@@ -56,6 +56,8 @@ def config_to_hparams(config: dict[str, Any], nfe: int) -> dict[str, Any]:
     hparams.update(forward_steps=calls + 1, backward_steps=nfe - calls)
     if calls == 0:
         hparams["inversion"] = "sdedit"
+    if hparams.get("sampler") in MULTISTEP and nfe - calls < 2:
+        hparams["order"] = 1  # a single step cannot be of second order
     return hparams
 
 

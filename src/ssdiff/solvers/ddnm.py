@@ -48,6 +48,7 @@ def ddnm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int
         steps = leading_steps(nfe, schedule.num_train_timesteps) if sampler == "ddim" else spaced_steps("trailing", last, nfe)
     else:
         steps = spaced_steps(spacing, last, nfe, schedule)
+    check_sampler(sampler, order, len(steps))
     if sampler != "ddim":
         x = multistep_generate(counter, x, steps, lambda x0, i, t: operator.project(x0, y), sampler=sampler,
                                noise=noise, schedule=schedule, clip=False, order=order)

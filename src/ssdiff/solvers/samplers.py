@@ -38,11 +38,15 @@ MULTISTEP = ("dpm-solver++", "sde-dpm-solver++", "unipc")
 STOCHASTIC = ("sde-dpm-solver++",)
 
 
-def check_sampler(sampler: str, order: int = 2) -> None:
+def check_sampler(sampler: str, order: int = 2, steps: int | None = None) -> None:
+    """Raise ValueError for an unknown sampler, a bad order, or fewer ``steps`` than the order needs."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose from: {', '.join(SAMPLERS)}")
     if sampler in MULTISTEP and not 1 <= order <= 3:
         raise ValueError(f"solver order must be 1, 2 or 3, got {order}")
+    if sampler in MULTISTEP and steps is not None and steps < order:
+        raise ValueError(f"{sampler} of order {order} needs at least {order} generation steps, got {steps}: "
+                         f"raise the budget or lower order=")
 
 
 def make_scheduler(sampler: str, steps: list[int], schedule: NoiseSchedule = DEFAULT_SCHEDULE, order: int = 2):
@@ -83,7 +87,7 @@ def multistep_generate(prior: EpsPrior, x: torch.Tensor, steps: list[int], corre
     ``clip``), ``x0 <- correct(x0, i, t)``, then the solver's update from the corrected ``x0``.
     One network call per step; the stochastic sampler draws its noise from ``noise``.
     """
-    check_sampler(sampler, order)
+    check_sampler(sampler, order, len(steps))
     scheduler = make_scheduler(sampler, steps, schedule, order)
     for i, t in enumerate(scheduler.timesteps.tolist()):
         if hook:

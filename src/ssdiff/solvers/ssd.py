@@ -8,6 +8,9 @@
    which trades a little consistency for realism.
 
 The time steps, the noise and the coefficients follow the released code (see ``schedule``).
+Beyond the paper, the generation can run on a fast multistep solver (``sampler``, see
+:mod:`samplers`) over non-uniform time steps (``spacing``), and the Embryo can come from an exact
+EDICT inversion (:mod:`edict`); the defaults are the paper's.
 """
 
 from __future__ import annotations
@@ -173,6 +176,7 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
         forward_steps = forward_steps or max(2, (default_forward - 1) // forward_cost + 1)
         backward_steps = backward_steps or max(1, default_backward // backward_cost)
     plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t, align=align_steps, spacing=spacing)
+    check_sampler(sampler, order, len(plan.backward))
     schedule: NoiseSchedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
     counter = CallCounter(prior)
     noise = NoiseSource(seed, y.shape[0], y.device)
