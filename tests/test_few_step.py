@@ -139,3 +139,21 @@ def test_pareto_front_keeps_the_points_nothing_cheaper_beats():
     points = [(1.0, 20.0), (2.0, 19.0), (2.0, 23.0), (4.0, 22.0), (8.0, 24.0)]
     assert pareto_front(points, higher_is_better=True) == [(1.0, 20.0), (2.0, 23.0), (8.0, 24.0)]
     assert pareto_front(points, higher_is_better=False) == [(1.0, 20.0), (2.0, 19.0)]
+
+
+def test_shipped_presets_are_valid_for_the_builtin_prior():
+    from ssdiff.operators import get_operator, parse_task
+    from ssdiff.tune import builtin_presets
+
+    presets = builtin_presets("celeba64")
+    assert presets["prior"] == "celeba64" and presets["presets"]
+    names = {get_operator(base, image_size=(64, 64), **params).name
+             for base, params in map(parse_task, ["sr_bicubic4", "sr_bicubic8", "colorization", "deblur_gauss", "inpaint"])}
+    assert set(presets["presets"]) <= names
+    for task, by_budget in presets["presets"].items():
+        for nfe, entry in by_budget.items():
+            hparams = config_to_hparams(entry["config"], int(nfe))
+            assert hparams["forward_steps"] - 1 + hparams["backward_steps"] == int(nfe) or hparams.get("inversion") == "sdedit"
+            assert entry["search"]["network_calls"] > 0
+            found, origin = find_preset(presets, "celeba64", task, int(nfe))
+            assert found == entry["config"] and origin == f"tuned at {nfe} NFEs"

@@ -497,7 +497,7 @@ def _plot(out: Path, rows: list[dict]) -> None:
         with atomic_path(out / f"plot_{task}.png") as temp:
             figure.savefig(temp, format="png", dpi=100)
         plt.close(figure)
-        _plot_frontier(out, task, [r for r in main if r["task"] == task], colours, markers)
+        plot_frontier(out, task, [r for r in main if r["task"] == task], colours, markers)
     sweeps = [r for r in rows if r["sweep"]]
     for (name, task) in dict.fromkeys((r["sweep"], r["task"]) for r in sweeps):
         figure, axis = plt.subplots(figsize=(5, 4))
@@ -526,9 +526,16 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> l
     return front
 
 
-def _plot_frontier(out: Path, task: str, rows: list[dict], colours, markers) -> None:
+def plot_frontier(out: Path, task: str, rows: list[dict], colours=None, markers: str = "osD^v<>") -> None:
     """Quality against seconds per image: every method@NFE a point, the Pareto front drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    if colours is None:
+        tab20 = plt.get_cmap("tab20").colors
+        colours = tab20[0::2] + tab20[1::2]
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for axis, metric, higher in zip(axes, ("PSNR", "SWD"), (True, False)):

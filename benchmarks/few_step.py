@@ -1,0 +1,121 @@
+"""Tables, target checks and quality-against-time plots of benchmarks/few_step.md, from `ssdiff bench` results.
+
+    python benchmarks/few_step.py --bench ../runs/bench_few_step/main ../runs/bench_few_step/inpaint_refs \
+        --embryo ../runs/bench_few_step/embryo --plots benchmarks/few_step
+
+The 100-NFE rows of SR, colorization and deblurring are those of benchmarks/celeba64.md: the same
+200 faces, measurements, seeds and code path (DDNM, DDRM, PiGDM and SSD at 100 NFEs are unchanged),
+so they are read from that document's tables rather than recomputed (7 hours on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from ssdiff.bench import pareto_front, plot_frontier
+
+HERE = Path(__file__).resolve().parent
+TASK_COLUMNS = {"SR x4": "sr_bicubic4", "SR x8": "sr_bicubic8", "colorization": "colorization", "deblurring": "deblur_gauss"}
+REFERENCES = ("ddnm@100", "ddrm@100", "pigdm@100", "ssd@100")
+
+
+def references_from_celeba64(doc: Path) -> list[dict]:
+    """The 100-NFE rows of celeba64.md's quality tables, with its measured seconds per image."""
+    text = doc.read_text()
+    seconds = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (\S+@100) \| \d+ \| \d+ \| ([\d.]+) \|", text, re.M)}
+    rows = []
+    for table in re.findall(r"(\| method@NFE \|.*?)(?:\n\n|\Z)", text, re.S):
+        lines = table.strip().splitlines()
+        header = [h.strip() for h in lines[0].strip("|").split("|")]
+        for line in lines[2:]:
+            cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+            if cells[0] not in REFERENCES:
+                continue
+            for column, value in zip(header[1:], cells[1:]):
+                task, _, metric = column.rpartition(" ")
+                if task not in TASK_COLUMNS or metric not in ("PSNR", "SSIM", "SWD"):
+                    continue
+                row = next((r for r in rows if r["task"] == TASK_COLUMNS[task] and r["row"] == cells[0]), None)
+                if row is None:
+                    method = cells[0].split("@")[0]
+                    row = {"task": TASK_COLUMNS[task], "row": cells[0], "method": method, "nfe_budget": 100,
+                           "NFE": 99 if method == "ssd" else 100, "consistency": None,
+                           "seconds_per_image": seconds.get(cells[0]), "source": "celeba64.md"}
+                    rows.append(row)
+                row[metric] = float(value)
+    return rows
+
+
+def load_rows(folders: list[Path]) -> list[dict]:
+    rows = []
+    for folder in folders:
+        rows += [r for r in json.loads((folder / "results.json").read_text()) if not r["sweep"]]
+    return rows
+
+
+def fmt(value, digits: int) -> str:
+    return "" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def task_table(rows: list[dict]) -> str:
+    lines = ["| method@NFE | calls | PSNR | SSIM | SWD | mean abs(A x - y) | s/image |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in sorted(rows, key=lambda r: (r["NFE"] == 0, r["seconds_per_image"] or 0, r["row"])):
+        consistency = "" if r.get("consistency") is None else f"{r['consistency']:.1e}"
+        lines.append(f"| {r['row']} | {r['NFE']} | {fmt(r.get('PSNR'), 2)} | {fmt(r.get('SSIM'), 4)} | {fmt(r.get('SWD'), 2)} "
+                     f"| {consistency} | {fmt(r['seconds_per_image'], 3)} |")
+    return "\n".join(lines)
+
+
+def targets(rows: list[dict]) -> str:
+    """The issue's targets, each measured: at 10 NFEs against the 100-NFE baselines, at 4-6 against CM4IR."""
+    lines = ["| task | ssd-fast@10 PSNR / SWD | DDNM@100 | DDRM@100 | PSNR margin (worst) | SWD margin (worst) |"
+             " ssd-fast@4 vs cm4ir@4 (PSNR / SWD) | ssd-fast@6 vs cm4ir@6 |",
+             "| --- | --- | --- | --- | ---: | ---: | --- | --- |"]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        by = {r["row"]: r for r in rows if r["task"] == task}
+        if "ssd-fast@10" not in by:
+            continue
+        fast = by["ssd-fast@10"]
+        refs = [by[k] for k in ("ddnm@100", "ddrm@100") if k in by]
+        psnr_margin = min((fast["PSNR"] - r["PSNR"] for r in refs), default=float("nan"))
+        swd_margin = min((r["SWD"] - fast["SWD"] for r in refs), default=float("nan"))
+
+        def pair(key: str) -> str:
+            return f"{by[key]['PSNR']:.2f} / {by[key]['SWD']:.2f}" if key in by else "not run"
+
+        def versus(budget: int) -> str:
+            a, b = by.get(f"ssd-fast@{budget}"), by.get(f"cm4ir@{budget}")
+            return f"{a['PSNR'] - b['PSNR']:+.2f} dB / {b['SWD'] - a['SWD']:+.2f}" if a and b else "not run"
+
+        lines.append(f"| {task} | {pair('ssd-fast@10')} | {pair('ddnm@100')} | {pair('ddrm@100')} | {psnr_margin:+.2f} dB "
+                     f"| {swd_margin:+.2f} | {versus(4)} | {versus(6)} |")
+    lines.append("\n(margins: ssd-fast minus the better baseline in PSNR, the baseline minus ssd-fast in SWD; positive is a win)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bench", nargs="+", type=Path, required=True, help="ssdiff bench output folders")
+    parser.add_argument("--embryo", type=Path, help="the bench folder of the Embryo ablation")
+    parser.add_argument("--plots", type=Path, help="write frontier_<task>.png here")
+    args = parser.parse_args()
+    rows = load_rows(args.bench) + references_from_celeba64(HERE / "celeba64.md")
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        print(f"\n### {task}\n\n{task_table(mine)}")
+        timed = [r for r in mine if r["NFE"] and r["seconds_per_image"]]
+        front = pareto_front([(r["seconds_per_image"], r["PSNR"]) for r in timed], higher_is_better=True)
+        names = [next(r["row"] for r in timed if (r["seconds_per_image"], r["PSNR"]) == p) for p in front]
+        print(f"\nPSNR Pareto front (by seconds per image): {', '.join(names)}")
+        if args.plots:
+            plot_frontier(args.plots, task, timed)
+    print("\n### Targets\n\n" + targets(rows))
+    if args.embryo:
+        print("\n### Embryo ablation\n\n" + task_table(load_rows([args.embryo])))
+
+
+if __name__ == "__main__":
+    main()
