@@ -14,6 +14,7 @@ CASES = [
     ("sr_average", {"scale": 4}, (32, 48)),
     ("sr_average", {"scale": 3}, (27, 30)),
     ("colorization", {}, (32, 40)),
+    ("colorization_mean", {}, (20, 12)),
     ("deblur_gauss", {}, (32, 32)),
     ("deblur_gauss", {}, (24, 40)),
     ("deblur_gauss_full", {}, (24, 40)),
@@ -106,9 +107,25 @@ def test_average_sr_pinv_repeats_pixels():
 
 
 def test_colorization_pinv_repeats_gray():
-    op = get_operator("colorization")
+    op = get_operator("colorization_mean")
     y = torch.rand(2, 1, 5, 6)
-    assert torch.equal(op.A_pinv(y), y.expand(2, 3, 5, 6))
+    assert torch.allclose(op.A_pinv(y), y.expand(2, 3, 5, 6), atol=1e-6)
+    x = torch.rand(2, 3, 5, 6, dtype=torch.float64)
+    assert torch.allclose(op.A(x), x.mean(1, keepdim=True), atol=1e-12)
+
+
+def test_colorization_weighs_the_channels_as_the_released_code():
+    # H = [[0.3333, 0.3334, 0.3333]] in DDRM's, DDNM's and SSD's svd_operators
+    op = get_operator("colorization")
+    x = torch.rand(2, 3, 5, 6, dtype=torch.float64)
+    assert torch.allclose(op.A(x), 0.3333 * x[:, :1] + 0.3334 * x[:, 1:2] + 0.3333 * x[:, 2:], atol=1e-12)
+    mean = get_operator("colorization_mean").A(x)
+    assert 0 < (op.A(x) - mean).abs().max() < 1e-4
+    # the SVD view: V orthonormal, one singular value |w| along w / |w|
+    assert torch.allclose(op.V(op.Vt(x)), x, atol=1e-12)
+    coefficients = op.Vt(x)
+    s = op.singular_map(x)
+    assert torch.allclose(op.A(x), (s * coefficients)[:, :1], atol=1e-12)
 
 
 def test_inpaint_mask_from_array_and_file(tmp_path):

@@ -14,7 +14,7 @@ from typing import Any
 
 from .base import Identity, LinearOperator, OperatorError
 from .blur import Blur, gaussian_blur, uniform_blur
-from .color import Colorization
+from .color import MEAN_WEIGHTS, Colorization
 from .cs import WalshHadamardCS
 from .inpaint import Inpainting, center_box_mask
 from .superres import AverageSR, BicubicSR
@@ -39,7 +39,8 @@ def _cs(image_size: tuple[int, int] | None = None, ratio: float = 0.25) -> Walsh
 OPERATORS: dict[str, tuple[Callable[..., LinearOperator], str]] = {
     "sr_bicubic": (BicubicSR, "bicubic downsampling by --scale (2, 4, 8, ...), the paper's SR"),
     "sr_average": (AverageSR, "box-average downsampling by --scale"),
-    "colorization": (Colorization, "grayscale = mean of R, G, B"),
+    "colorization": (Colorization, "grayscale = 0.3333 R + 0.3334 G + 0.3333 B, as the released code of DDRM, DDNM and SSD"),
+    "colorization_mean": (lambda: Colorization(MEAN_WEIGHTS, name="colorization_mean"), "grayscale = exact mean of R, G, B"),
     "deblur_gauss": (gaussian_blur, "the paper's Gaussian blur (9 taps, sigma 15), as the reference computes it"),
     "deblur_gauss_full": (partial(gaussian_blur, reference=False), "the same Gaussian blur without the reference's quirks"),
     "deblur_uniform": (uniform_blur, "DDRM's uniform 9-tap blur, as the reference computes it"),

@@ -1,45 +1,49 @@
-"""Colorization: the measurement is the per-pixel mean of the three channels."""
+"""Colorization: the measurement is a weighted sum of the three channels per pixel."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 import torch
 
 from .base import LinearOperator, OperatorError
 
-
-def _color_basis() -> torch.Tensor:
-    """An orthonormal 3 x 3 basis whose first row is the gray direction (1, 1, 1) / sqrt(3)."""
-    gray = torch.full((3,), 1 / math.sqrt(3), dtype=torch.float64)
-    q, _ = torch.linalg.qr(torch.stack([gray, torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64),
-                                        torch.tensor([1.0, 1.0, -2.0], dtype=torch.float64)], dim=1))
-    basis = q.T
-    return basis * torch.sign(basis[0, 0])
+# The released code of DDRM, DDNM and SSD builds the gray row as (0.3333, 0.3334, 0.3333), not an
+# exact mean; reproducing it keeps the published numbers (1.6e-3 end-to-end difference).
+RELEASED_WEIGHTS = (0.3333, 0.3334, 0.3333)
+MEAN_WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
 
 
 class Colorization(LinearOperator):
-    """``y = (x_R + x_G + x_B) / 3`` (1 channel); ``A^+ y`` repeats ``y`` in every channel.
+    """``y = w_R x_R + w_G x_G + w_B x_B`` (1 channel); ``A^+ y = w y / |w|^2`` in every channel.
 
-    The pseudo-inverse of the row ``w = (1/3, 1/3, 1/3)`` is ``w^T / |w|^2 = (1, 1, 1)^T``.
+    Per pixel ``A`` is the row ``w``: its SVD has one singular value ``|w|`` along ``w / |w|`` and
+    a two-dimensional null space (the chroma), completed here to an orthonormal basis.
     """
 
-    name = "colorization"
+    def __init__(self, weights: Sequence[float] = RELEASED_WEIGHTS, name: str = "colorization"):
+        self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)
+        if self.weights.shape != (3,) or self.weights.norm() == 0:
+            raise OperatorError(f"{name}: needs three channel weights, not all zero; got {list(weights)}")
+        self.name = name
+        # rows of the basis: w / |w| first, then two orthonormal chroma directions (QR of [w, e_x, e_y])
+        q, _ = torch.linalg.qr(torch.stack([self.weights, torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64),
+                                            torch.tensor([1.0, 1.0, -2.0], dtype=torch.float64)], dim=1))
+        self.basis = q.T * torch.sign(q[0, 0])
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-3] != 3:
-            raise OperatorError(f"colorization: needs 3-channel images, got {x.shape[-3]} channels")
-        return x.mean(dim=-3, keepdim=True)
+            raise OperatorError(f"{self.name}: needs 3-channel images, got {x.shape[-3]} channels")
+        return torch.einsum("c,...chw->...hw", self.weights.to(x), x).unsqueeze(-3)
 
     def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
-        return y.expand(*y.shape[:-3], 3, *y.shape[-2:]).contiguous()
+        return (self.weights / self.weights.square().sum()).to(y).view(3, 1, 1) * y
 
-    # SVD view: per pixel, A = (1/sqrt(3)) e_1^T Q with Q's first row the gray direction.
     def Vt(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ij,...jhw->...ihw", _color_basis().to(x), x)
+        return torch.einsum("ij,...jhw->...ihw", self.basis.to(x), x)
 
     def V(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ji,...jhw->...ihw", _color_basis().to(z), z)
+        return torch.einsum("ji,...jhw->...ihw", self.basis.to(z), z)
 
     def singular_map(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([1 / math.sqrt(3), 0.0, 0.0], dtype=x.dtype, device=x.device).view(3, 1, 1)
+        return torch.tensor([self.weights.norm().item(), 0.0, 0.0], dtype=x.dtype, device=x.device).view(3, 1, 1)
