@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 
@@ -25,9 +26,9 @@ REFERENCES = ("ddnm@100", "ddrm@100", "pigdm@100", "ssd@100")
 def references_from_celeba64(doc: Path) -> list[dict]:
     """The 100-NFE rows of celeba64.md's quality tables, with its measured seconds per image."""
     text = doc.read_text()
-    seconds = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (\S+@100) \| \d+ \| \d+ \| ([\d.]+) \|", text, re.M)}
+    seconds = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (\S+@100) \| \d+ \| \d+ \| ([\d.]+) \|", text, re.MULTILINE)}
     rows = []
-    for table in re.findall(r"(\| method@NFE \|.*?)(?:\n\n|\Z)", text, re.S):
+    for table in re.findall(r"(\| method@NFE \|.*?)(?:\n\n|\Z)", text, re.DOTALL):
         lines = table.strip().splitlines()
         header = [h.strip() for h in lines[0].strip("|").split("|")]
         for line in lines[2:]:
@@ -50,14 +51,17 @@ def references_from_celeba64(doc: Path) -> list[dict]:
 
 
 def load_rows(folders: list[Path]) -> list[dict]:
-    rows = []
+    """The rows of several bench folders; a (task, method@NFE) of a later folder replaces an earlier one."""
+    rows: dict[tuple[str, str], dict] = {}
     for folder in folders:
-        rows += [r for r in json.loads((folder / "results.json").read_text()) if not r["sweep"]]
-    return rows
+        for row in json.loads((folder / "results.json").read_text()):
+            if not row["sweep"]:
+                rows[row["task"], row["row"]] = {**row, "source": folder.name}
+    return list(rows.values())
 
 
 def fmt(value, digits: int) -> str:
-    return "" if value is None or value != value else f"{value:.{digits}f}"
+    return "" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def task_table(rows: list[dict]) -> str:
@@ -71,8 +75,8 @@ def task_table(rows: list[dict]) -> str:
 
 def targets(rows: list[dict]) -> str:
     """The issue's targets, each measured: at 10 NFEs against the 100-NFE baselines, at 4-6 against CM4IR."""
-    lines = ["| task | ssd-fast@10 PSNR / SWD | DDNM@100 | DDRM@100 | PSNR margin (worst) | SWD margin (worst) |"
-             " ssd-fast@4 vs cm4ir@4 (PSNR / SWD) | ssd-fast@6 vs cm4ir@6 |",
+    lines = [("| task | ssd-fast@10 PSNR / SWD | DDNM@100 | DDRM@100 | PSNR margin (worst) | SWD margin (worst) |"
+              " ssd-fast@4 vs cm4ir@4 (PSNR / SWD) | ssd-fast@6 vs cm4ir@6 |"),
              "| --- | --- | --- | --- | ---: | ---: | --- | --- |"]
     for task in dict.fromkeys(r["task"] for r in rows):
         by = {r["row"]: r for r in rows if r["task"] == task}
@@ -83,10 +87,10 @@ def targets(rows: list[dict]) -> str:
         psnr_margin = min((fast["PSNR"] - r["PSNR"] for r in refs), default=float("nan"))
         swd_margin = min((r["SWD"] - fast["SWD"] for r in refs), default=float("nan"))
 
-        def pair(key: str) -> str:
+        def pair(key: str, by: dict = by) -> str:
             return f"{by[key]['PSNR']:.2f} / {by[key]['SWD']:.2f}" if key in by else "not run"
 
-        def versus(budget: int) -> str:
+        def versus(budget: int, by: dict = by) -> str:
             a, b = by.get(f"ssd-fast@{budget}"), by.get(f"cm4ir@{budget}")
             return f"{a['PSNR'] - b['PSNR']:+.2f} dB / {b['SWD'] - a['SWD']:+.2f}" if a and b else "not run"
 

@@ -1,5 +1,6 @@
 """Fast generation inside SSD and DDNM: multistep solvers, time-step spacings, EDICT inversion."""
 
+import itertools
 import math
 
 import pytest
@@ -118,7 +119,7 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     for spacing in ("quadratic", "logsnr"):
         steps = spaced_steps(spacing, 549, 10)
         assert len(steps) == 10 and steps[-1] == 549 and steps[0] > 0
-        gaps = [b - a for a, b in zip(steps, steps[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(steps)]
         assert gaps[0] < gaps[-1] / 3 and steps[0] < 549 / 10  # crowded near the clean end
     assert spaced_steps("trailing", 549, 4) == [137, 274, 412, 549]
     assert spaced_steps("uniform", 549, 5) == [0, 137, 274, 412, 549]  # the paper's

@@ -194,6 +194,16 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_image_folder_options(p: argparse.ArgumentParser) -> None:
+    """The clean images and the prior that bench and tune both work on."""
+    p.add_argument("--data", required=True, help="folder of clean images (centre-cropped and resized to the model's size)")
+    p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces "
+                   "(tune on others, e.g. '7000:7016')")
+    p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
+    p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
+    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+
+
 def add_bench_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "bench", help="compare methods x NFEs x tasks on an image folder (the paper's tables and plots)",
@@ -202,10 +212,8 @@ def add_bench_parser(subparsers) -> None:
         "best in bold), plots of PSNR and SWD against NFE, sweep plots and sample grids to OUT. Run under "
         "'torchrun --nproc-per-node K -m ssdiff bench ...' to split the images across K processes.",
     )
-    p.add_argument("--data", required=True, help="folder of clean images (centre-cropped and resized to the model's size)")
+    add_image_folder_options(p)
     p.add_argument("--out", required=True, help="output folder; rerunning the same command resumes")
-    p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
-    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
     p.add_argument("--tasks", default="sr_bicubic4,sr_bicubic8,colorization,deblur_gauss",
                    help="comma-separated tasks; SR as sr_bicubic4, sr_bicubic8, sr_average2, ...")
     p.add_argument("--methods", default="pinv,bicubic,ssd,ssd+,ddnm,ddrm,dps,pigdm,red-diff",
@@ -221,8 +229,6 @@ def add_bench_parser(subparsers) -> None:
                    "ssd-noproj, ssd-attn) run on (default: every task), e.g. sr_bicubic4")
     p.add_argument("--sweep-nfe", help="comma-separated NFE budgets the sweeps run at (default: every --nfe)")
     p.add_argument("--limit", type=int, help="use only the first N images")
-    p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces")
-    p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
     p.add_argument("--samples", type=int, default=4, help="images shown in each task's sample grid")
     p.add_argument("--sample-columns", help="comma-separated method@NFE rows shown in the sample grids, in this order "
                    "(default: every method at its largest budget), e.g. ssd@30,ddnm@100,dps@100")
@@ -273,14 +279,10 @@ def add_tune_parser(subparsers) -> None:
         "PSNR - w * SWD, and write the best one as a preset that --method ssd-fast uses (--preset FILE). Tune on "
         "images the benchmark does not report: for the built-in prior, CelebA training faces 007001..008000.",
     )
-    p.add_argument("--data", required=True, help="folder of clean images (centre-cropped and resized to the model's size)")
+    add_image_folder_options(p)
     p.add_argument("--task", required=True, help="the degradation, e.g. sr_bicubic4, colorization, deblur_gauss, inpaint")
     p.add_argument("--nfe", required=True, help="comma-separated NFE budgets to tune for, e.g. 4,6,10")
     p.add_argument("--out", required=True, help="preset file (JSON) to write; presets of other tasks and budgets in it are kept")
-    p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
-    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
-    p.add_argument("--subset", help="slice of the sorted images, e.g. 7000:7032 (default: all)")
-    p.add_argument("--crop-top", type=int, help="crop the square this many pixels below the top (as ssdiff bench)")
     p.add_argument("--rounds", type=int, default=2, help="coordinate-descent rounds (default 2)")
     p.add_argument("--space", help='JSON of the knobs and values to search, replacing the default space, e.g. '
                    '\'{"t0": [350, 550], "sampler": ["ddim", "unipc"]}\'')
@@ -297,7 +299,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
     from .io import write_bytes
     from .operators import get_operator, parse_task
     from .solvers import task_defaults
-    from .tune import SEARCH_SPACE, SWD_WEIGHT, merge_preset, tune
+    from .tune import SEARCH_SPACE, SWD_WEIGHT, merge_preset, read_presets, tune
 
     out = Path(args.out)
     try:
@@ -309,7 +311,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--space needs a JSON object of non-empty lists, got {args.space!r}")
         unknown = set(space) - set(SEARCH_SPACE)
         if unknown:
-            raise ValueError(f"--space: unknown knob {sorted(unknown)[0]!r}; choose from: {', '.join(SEARCH_SPACE)}")
+            raise ValueError(f"--space: unknown knob {min(unknown)!r}; choose from: {', '.join(SEARCH_SPACE)}")
         base, params = parse_task(args.task)
         prior = load_model(args.model, device=args.device, config=read_config(args.config))
         size = prior.require_resolution()
@@ -320,6 +322,10 @@ def run_tune_command(args: argparse.Namespace) -> int:
         raise InputError(f"tune: {error}") from None
     log = out.with_suffix(".log.jsonl")  # every configuration scored, as it is scored
     for nfe in budgets:
+        # start from the preset of the nearest smaller budget already in the file, if any
+        tuned = (read_presets(out)["presets"] if out.exists() else {}).get(operator.name, {})
+        smaller = max((int(b) for b in tuned if int(b) < nfe), default=None)
+        start = tuned[str(smaller)]["config"] if smaller else None
         with open(log, "a") as handle:
 
             def record(entry: dict, nfe: int = nfe) -> None:
@@ -327,9 +333,9 @@ def run_tune_command(args: argparse.Namespace) -> int:
                 handle.flush()
 
             entry = tune(prior, operator, truths.to(prior.device), nfe, task_defaults=task_defaults(operator),
-                         space=space, rounds=args.rounds, seed=args.seed, batch_size=args.batch_size,
+                         space=space, rounds=args.rounds, seed=args.seed, batch_size=args.batch_size, start=start,
                          swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight, log=record)
-        entry["search"]["data"] = f"{args.data} [{args.subset or ':'}]"
+        entry["search"].update(data=f"{args.data} [{args.subset or ':'}]", start=start or "untuned")
         write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
         search = entry["search"]
         print(f"{operator.name}@{nfe}: {entry['config']} PSNR {entry['psnr']:.2f} SWD {entry['swd']:.2f} "

@@ -139,7 +139,7 @@ def spaced_steps(spacing: str, t_end: int, count: int, schedule: NoiseSchedule =
         lambdas = log_snr(schedule.alpha_bar[: t_end + 1])
         targets = lambdas[0] + u * (lambdas[-1] - lambdas[0])
         t = np.interp(-targets, -lambdas, np.arange(t_end + 1, dtype=np.float64))
-    steps = _strictly_increasing([int(round(v)) for v in t])
+    steps = _strictly_increasing([round(float(v)) for v in t])
     steps = [min(s, t_end) for s in steps]
     if len(set(steps)) != count:  # pushed past t_end: too many steps for this range
         raise ValueError(f"{count} steps do not fit in (0, {t_end}] with the {spacing!r} spacing")

@@ -120,16 +120,16 @@ def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, co
 
 def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: int, *, task_defaults: dict[str, Any],
          space: dict[str, list[Any]] | None = None, rounds: int = 2, seed: int = 0, batch_size: int = 16,
-         swd_weight: float = SWD_WEIGHT, progress: bool = True,
+         swd_weight: float = SWD_WEIGHT, progress: bool = True, start: dict[str, Any] | None = None,
          log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Coordinate descent over ``space`` from the untuned configuration; returns the preset entry.
+    """Coordinate descent over ``space`` from ``start`` (default: the untuned configuration); returns the preset entry.
 
     Each round visits every knob in turn and keeps the value with the best score, the others
     fixed; a round that changes nothing ends the search. Configurations that cannot spend the
     budget (more inversion calls than it allows) are skipped.
     """
     space = space or SEARCH_SPACE
-    best = {**task_defaults, **UNTUNED}
+    best = {**task_defaults, **UNTUNED, **(start or {})}
     best = {k: best[k] for k in space if k in best}
     cache: dict[str, dict[str, float]] = {}
     started = time.perf_counter()

@@ -10,7 +10,7 @@ import torch
 
 from ..operators import LinearOperator
 from .cm4ir import cm4ir
-from .common import EpsPrior, Restoration
+from .common import EpsPrior, Restoration, defaults_for
 from .ddnm import ddnm
 from .ddrm import ddrm
 from .diffpir import diffpir
@@ -35,10 +35,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def task_defaults(operator: LinearOperator) -> dict[str, Any]:
     """The paper's SSD hyper-parameters for this operator's task."""
-    for prefix, values in TASK_DEFAULTS.items():
-        if operator.name.startswith(prefix):
-            return dict(values)
-    return {"t0": 550, "eta": 0.4}
+    return defaults_for(operator.name, TASK_DEFAULTS, {"t0": 550, "eta": 0.4})
 
 
 def _ssd_variant(**fixed: Any) -> Callable[..., Restoration]:

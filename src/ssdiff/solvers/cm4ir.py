@@ -30,7 +30,7 @@ import torch
 
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
-from .common import CallCounter, EpsPrior, NoiseSource, Restoration, predict_x0
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0
 
 # (iN, gamma, zeta_reg) of the authors' evaluate_CM4IR.sh (LSUN, sigma_y = 0.025): SR x4
 # 400/0.7, deblurring 75/0.01 with zeta 3, inpainting 150/0.2; other tasks the CLI default 250/0.7.
@@ -39,13 +39,6 @@ CM4IR_DEFAULTS: dict[str, dict[str, Any]] = {
     "deblur": {"start_t": 75, "gamma": 0.01, "zeta_reg": 3.0},
     "inpaint": {"start_t": 150, "gamma": 0.2, "zeta_reg": 0.0},
 }
-
-
-def cm4ir_defaults(operator: LinearOperator) -> dict[str, Any]:
-    for prefix, values in CM4IR_DEFAULTS.items():
-        if operator.name.startswith(prefix):
-            return dict(values)
-    return {"start_t": 250, "gamma": 0.7, "zeta_reg": 0.0}
 
 
 def cm4ir_levels(start_t: int, gamma: float, count: int, schedule: NoiseSchedule = DEFAULT_SCHEDULE) -> list[tuple[float, int]]:
@@ -64,7 +57,7 @@ def cm4ir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: in
           gamma: float | None = None, eta: float = 0.1, zeta_reg: float | None = None, sigma_y: float = 0.0,
           seed: int | None = 0) -> Restoration:
     """CM4IR's K = ``nfe`` steps from ``A^+ y`` noised to the level of ``start_t`` (one call each)."""
-    params = cm4ir_defaults(operator)
+    params = defaults_for(operator.name, CM4IR_DEFAULTS, {"start_t": 250, "gamma": 0.7, "zeta_reg": 0.0})
     start_t = params["start_t"] if start_t is None else start_t
     gamma = params["gamma"] if gamma is None else gamma
     zeta_reg = params["zeta_reg"] if zeta_reg is None else zeta_reg

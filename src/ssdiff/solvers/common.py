@@ -84,6 +84,14 @@ def noise_aware_update(operator, x0: torch.Tensor, eps: torch.Tensor, y: torch.T
     return scale * x0_hat + operator.V(fresh)
 
 
+def defaults_for(operator_name: str, table: dict[str, dict], fallback: dict) -> dict:
+    """A method's per-task defaults: the entry of ``table`` whose key prefixes the operator's name."""
+    for prefix, values in table.items():
+        if operator_name.startswith(prefix):
+            return dict(values)
+    return dict(fallback)
+
+
 def make_generator(seed: int | None, device: torch.device | str) -> torch.Generator:
     """A generator on ``device`` seeded with ``seed`` (a fresh random seed when None)."""
     generator = torch.Generator(device=device)

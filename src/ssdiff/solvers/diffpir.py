@@ -22,7 +22,7 @@ import torch
 
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, spaced_steps
-from .common import CallCounter, EpsPrior, NoiseSource, Restoration, predict_x0
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0
 
 # The authors' per-task settings (configs/*.yaml and the scripts' experiment loops): zeta 0.25
 # for SR, 0.3 with lambda 7 for deblurring, 1 for inpainting; colorization and CS, which they do
@@ -34,18 +34,11 @@ DIFFPIR_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def diffpir_defaults(operator: LinearOperator) -> dict[str, Any]:
-    for prefix, values in DIFFPIR_DEFAULTS.items():
-        if operator.name.startswith(prefix):
-            return dict(values)
-    return {"lam": 1.0, "zeta": 0.25}
-
-
 @torch.no_grad()
 def diffpir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 20, lam: float | None = None,
             zeta: float | None = None, sigma_y: float = 0.0, spacing: str = "quadratic", seed: int | None = 0) -> Restoration:
     """DiffPIR from pure noise at ``t = 999`` in ``nfe`` steps (one network call each)."""
-    params = diffpir_defaults(operator)
+    params = defaults_for(operator.name, DIFFPIR_DEFAULTS, {"lam": 1.0, "zeta": 0.25})
     lam = params["lam"] if lam is None else lam
     zeta = params["zeta"] if zeta is None else zeta
     if lam <= 0 or not 0 <= zeta <= 1:

@@ -18,6 +18,7 @@ No diffusers scheduler carries a state pair, so the loop is written here.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -41,7 +42,7 @@ def ddim_coefficients(alpha_bar_t: float, alpha_bar_prev: float) -> tuple[float,
 
 
 def _check(levels: list[int], p: float) -> None:
-    if len(levels) < 2 or any(s >= t for s, t in zip(levels, levels[1:])):
+    if len(levels) < 2 or any(s >= t for s, t in itertools.pairwise(levels)):
         raise ValueError(f"EDICT needs at least two strictly increasing levels, got {levels}")
     if not 0 < p <= 1:
         raise ValueError(f"the EDICT mixing weight p must be in (0, 1], got {p}")
@@ -56,7 +57,7 @@ def edict_invert(prior: EpsPrior, x: torch.Tensor, levels: list[int], p: float =
     the network evaluated at the upper level, as the generation step it undoes evaluates it.
     """
     _check(levels, p)
-    x, y = x, x.clone()
+    y = x.clone()
     for k in range(len(levels) - 1):
         t_prev, t = levels[k], levels[k + 1]
         a, b = ddim_coefficients(schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev))
@@ -85,16 +86,16 @@ def edict_generate(prior: EpsPrior, pair: tuple[torch.Tensor, torch.Tensor], lev
         a, b = ddim_coefficients(schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev))
         if hook:
             hook("generation", i, t, y)
-
-        def eps(state: torch.Tensor) -> torch.Tensor:
-            raw = prior(state, t)
-            return raw if correct is None else correct(state, raw, i, t)
-
-        x_inter = a * x + b * eps(y)
-        y_inter = a * y + b * eps(x_inter)
+        x_inter = a * x + b * _eps(prior, y, i, t, correct)
+        y_inter = a * y + b * _eps(prior, x_inter, i, t, correct)
         x = p * x_inter + (1 - p) * y_inter
         y = p * y_inter + (1 - p) * x
     return x
+
+
+def _eps(prior: EpsPrior, state: torch.Tensor, i: int, t: int, correct: EpsCorrection | None) -> torch.Tensor:
+    raw = prior(state, t)
+    return raw if correct is None else correct(state, raw, i, t)
 
 
 def projected_eps(correct_x0: Callable[[torch.Tensor, int, int], torch.Tensor], schedule: NoiseSchedule = DEFAULT_SCHEDULE,

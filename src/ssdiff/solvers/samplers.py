@@ -55,9 +55,9 @@ def make_scheduler(sampler: str, steps: list[int], schedule: NoiseSchedule = DEF
     The schedulers are built on the prior's own linear-beta schedule and told that the model
     output is the clean image, so that the corrected x0 is what they integrate.
     """
-    common = dict(num_train_timesteps=schedule.num_train_timesteps, beta_start=schedule.beta_start,
-                  beta_end=schedule.beta_end, beta_schedule="linear", prediction_type="sample",
-                  solver_order=order, lower_order_final=True, final_sigmas_type="zero")
+    common = {"num_train_timesteps": schedule.num_train_timesteps, "beta_start": schedule.beta_start,
+              "beta_end": schedule.beta_end, "beta_schedule": "linear", "prediction_type": "sample",
+              "solver_order": order, "lower_order_final": True, "final_sigmas_type": "zero"}
     descending = [int(t) for t in reversed(steps)]
     if sampler in ("dpm-solver++", "sde-dpm-solver++"):
         scheduler = DPMSolverMultistepScheduler(algorithm_type=sampler.replace("-solver", "solver"), **common)
