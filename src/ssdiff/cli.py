@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,12 +62,12 @@ def solver_params(args: argparse.Namespace) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+FAST_NFE = 10  # at this many calls or fewer, restore and demo run ssd-fast unless told otherwise
+
+
 def default_method(nfe: int) -> str:
     """The method restore and demo use unless told: SSD as the paper runs it, or tuned at 10 calls or less."""
     return "ssd-fast" if nfe <= FAST_NFE else "ssd"
-
-
-FAST_NFE = 10
 
 
 def add_measurement_noise_options(p: argparse.ArgumentParser) -> None:
@@ -469,13 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, *_, **__) -> None:
+    from .runner import report_warning
+
+    report_warning(str(message))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "method", "") is None:
         args.method = default_method(args.nfe)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            # library warnings (an untuned ssd-fast, ...) read as the CLI's own: one line, no source line
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except (InputError, CheckpointError, OperatorError) as error:
         print(f"ssdiff: error: {error}", file=sys.stderr)
         return 2
