@@ -203,6 +203,8 @@ def add_image_folder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
     p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
     p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
 
 def add_bench_parser(subparsers) -> None:
@@ -241,8 +243,6 @@ def add_bench_parser(subparsers) -> None:
                    "measurement, seeded per image; the methods are told the noise level")
     p.add_argument("--batch-size", type=int, default=1, help="images restored together (faster on CPU and GPU; "
                    "results do not change, each image keeps its own seed)")
-    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.set_defaults(func=run_bench_command)
 
 
@@ -287,10 +287,8 @@ def add_tune_parser(subparsers) -> None:
     p.add_argument("--rounds", type=int, default=2, help="coordinate-descent rounds (default 2)")
     p.add_argument("--space", help='JSON of the knobs and values to search, replacing the default space, e.g. '
                    '\'{"t0": [350, 550], "sampler": ["ddim", "unipc"]}\'')
-    p.add_argument("--swd-weight", type=float, default=None, help="weight of SWD in the score (default 0.1)")
+    p.add_argument("--swd-weight", type=float, default=None, help="weight of SWD in the score (default 0.15)")
     p.add_argument("--batch-size", type=int, default=16, help="images per network call (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.set_defaults(func=run_tune_command)
 
 
