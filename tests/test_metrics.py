@@ -15,9 +15,10 @@ def test_psnr_of_a_known_mse():
 
 
 def test_ssim_of_identical_images_is_one_and_drops_with_noise():
-    image = torch.rand(3, 32, 32) * 2 - 1
+    generator = torch.Generator().manual_seed(0)  # unseeded, about 1 % of draws failed the bound
+    image = torch.rand(3, 32, 32, generator=generator) * 2 - 1
     assert ssim(image, image) == pytest.approx(1.0)
-    assert ssim((image + 0.3 * torch.randn(3, 32, 32)).clamp(-1, 1), image) < 0.9
+    assert ssim((image + 0.3 * torch.randn(3, 32, 32, generator=generator)).clamp(-1, 1), image) < 0.9
 
 
 def test_swd_is_zero_for_identical_sets_and_grows_with_a_shift():

@@ -209,7 +209,7 @@ def test_interrupted_folder_run_resumes_without_redoing(tmp_path, tiny_ddpm):
     out = tmp_path / "out"
     spec = TaskSpec("deblur_gauss", {})
     with pytest.raises(KeyboardInterrupt):
-        restore_files(files, out, tiny_ddpm, spec, nfe=4, restore_fn=interrupted)
+        restore_files(files, out, tiny_ddpm, spec, nfe=4, batch_size=1, restore_fn=interrupted)
     assert [p.name for p in files_in(out)] == ["a.png"]  # finished work kept, nothing partial
     stamp = (out / "a.png").stat().st_mtime_ns
     outcome = restore_files(files, out, tiny_ddpm, spec, nfe=4)

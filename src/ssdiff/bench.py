@@ -319,6 +319,7 @@ def run_bench(config: BenchConfig) -> Path | None:
     if world > 1 and torch.cuda.is_available() and device in ("auto", "cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
     prior = load_model(config.model, device=device, config=config.model_config)
+    prior.max_batch = config.batch_size  # a batch is one network forward, as the timings assume
     size = prior.require_resolution()
     stems, truths = load_truths(config, size)
     out = Path(config.out)

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import __version__
 from .io import InputError
 from .models.convert import CheckpointError
 from .operators.base import OperatorError
@@ -125,7 +126,11 @@ def add_restore_parser(subparsers) -> None:
                    "and also write <name>_truth.png, <name>_measurement.png and <name>_compare.png "
                    "(measurement | restored | truth)")
     add_measurement_noise_options(p)
-    p.add_argument("--batch-size", type=int, default=1, help="images of the same size restored together (default 1); "
+    p.add_argument("--frame", default="auto", help="auto (default): with a face prior, super-resolution and colorization "
+                   "of a photo larger than the prior restore the face found in it in the prior's own framing, then "
+                   "paste it back; tiles: the whole image in tiles of the model's size")
+    p.add_argument("--batch-size", type=int, default=8, help="images of the same size restored together, and the most "
+                   "images or tiles that go through the network at once: it bounds memory (default 8); "
                    "faster, and the results do not change: every image draws its own noise from --seed")
     p.add_argument("--fp16", action="store_true", help="run the network in float16 (CUDA only)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
@@ -156,7 +161,7 @@ def run_restore(args: argparse.Namespace) -> int:
     prior = load_prior(args)
     outcome = restore_files(files, args.out, prior, spec, method=args.method, nfe=args.nfe, seed=args.seed,
                             hparams=solver_params(args), from_clean=args.from_clean, sigma_y=args.sigma_y,
-                            jpeg=args.jpeg, overwrite=args.overwrite, batch_size=args.batch_size)
+                            jpeg=args.jpeg, overwrite=args.overwrite, batch_size=args.batch_size, frame=args.frame)
     print(outcome.summary("restored"))
     return outcome.exit_code
 
@@ -179,6 +184,8 @@ def add_demo_parser(subparsers) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
+    from .pipeline import consistency_warning
+    from .runner import report_warning
 
     params = operator_params(args)
     if args.task == "sr_bicubic":
@@ -191,6 +198,9 @@ def run_demo(args: argparse.Namespace) -> int:
         if f"{name}_PSNR" in figures:
             print(f"  {name:>12}: PSNR {figures[f'{name}_PSNR']:.2f} dB  SSIM {figures[f'{name}_SSIM']:.3f}")
     print(f"  consistency mean|A x - y| = {figures['consistency']:.2e}")
+    warning = consistency_warning(figures["path"], figures["consistency"], args.method, figures["nfe"], args.sigma_y)
+    if warning:
+        report_warning(warning)
     print(f"restoration {figures['seconds']:.1f} s, total {figures['total_seconds']:.1f} s")
     return 0
 
@@ -313,6 +323,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--space: unknown knob {min(unknown)!r}; choose from: {', '.join(SEARCH_SPACE)}")
         base, params = parse_task(args.task)
         prior = load_model(args.model, device=args.device, config=read_config(args.config))
+        prior.max_batch = args.batch_size  # a batch is one network forward
         size = prior.require_resolution()
         operator = get_operator(base, image_size=size, **params)
         merge_preset(out, prior.name, operator.name, budgets[0], {})  # a file of another prior fails here, before any work
@@ -457,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Zero-shot image restoration (super-resolution, deblurring, colorization, inpainting, compressed "
         "sensing) with a pretrained diffusion model: Shortcut Sampling for Diffusion (SSD, IJCAI 2024).",
     )
+    parser.add_argument("--version", action="version", version=f"ssdiff {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_demo_parser(subparsers)
     add_restore_parser(subparsers)

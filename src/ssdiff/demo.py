@@ -1,61 +1,43 @@
 """``ssdiff demo``: restore a real portrait with the built-in prior, offline, in seconds on a CPU.
 
 The portrait is the public-domain NASA ``astronaut`` photo that scikit-image ships; its face is
-cropped and framed like the CelebA training faces, resized to 64 x 64, degraded, and restored.
+found and framed as the prior's training faces are (:mod:`ssdiff.faces`), at 64 x 64 for the
+built-in prior, degraded, and restored.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from .io import pil_to_tensor, resize, tensor_to_pil, write_image
+from .faces import face_template, frame_face
+from .figures import Panel, render
+from .io import pil_to_tensor, resize, write_image
 from .metrics import psnr, ssim
+from .models.presets import CELEBA64, FaceTemplate
 from .operators import LinearOperator, get_operator
 from .pipeline import bicubic_upsample, display_measurement, simulate_measurement
 
-# The face in skimage's 512 x 512 astronaut, framed as the CelebA crops are (eyes near mid-height).
+# Priors without a known face framing get this square around the face of skimage's 512 x 512 astronaut.
 ASTRONAUT_FACE_BOX = (134, 18, 314, 198)
 
 
-def astronaut_face(size: int = 64) -> torch.Tensor:
-    """The astronaut's face as a 3 x size x size tensor in [-1, 1]."""
+def astronaut_face(size: int = 64, template: FaceTemplate | None = CELEBA64.face_template) -> torch.Tensor:
+    """The astronaut's face (3 x size x size in [-1, 1]), framed as ``template``'s training faces
+    (found by the face detector, as ``ssdiff restore`` frames faces), else the square above."""
     from skimage import data
 
     photo = Image.fromarray(data.astronaut())
+    if template is not None:
+        scaled = FaceTemplate(size, tuple(c * size / template.size for c in template.center),
+                              template.width * size / template.size)
+        framed = frame_face(pil_to_tensor(photo), scaled)
+        if framed is not None:
+            return framed
     return pil_to_tensor(resize(photo.crop(ASTRONAUT_FACE_BOX), size))
-
-
-@dataclass
-class Panel:
-    title: str
-    image: torch.Tensor  # 3 x H x W in [-1, 1]
-    scores: dict[str, float] = field(default_factory=dict)
-
-
-def render(panels: list[Panel], zoom: int = 3) -> Image.Image:
-    """Panels side by side, enlarged ``zoom`` times (nearest neighbour, so pixels stay honest), captioned."""
-    font = ImageFont.load_default(size=13)
-    tiles = [tensor_to_pil(p.image).resize((p.image.shape[-1] * zoom, p.image.shape[-2] * zoom), Image.Resampling.NEAREST)
-             for p in panels]
-    gap, caption = 6, 40
-    width = sum(t.width for t in tiles) + gap * (len(tiles) + 1)
-    height = max(t.height for t in tiles) + caption + 2 * gap
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    left = gap
-    for tile, panel in zip(tiles, panels):
-        canvas.paste(tile, (left, gap))
-        draw.text((left, tile.height + gap + 3), panel.title, fill="black", font=font)
-        if panel.scores:
-            line = "  ".join(f"{k} {v:.2f}" if k == "PSNR" else f"{k} {v:.3f}" for k, v in panel.scores.items())
-            draw.text((left, tile.height + gap + 20), line, fill=(60, 60, 60), font=font)
-        left += tile.width + gap
-    return canvas
 
 
 def demo_panels(prior, operator: LinearOperator, truth: torch.Tensor, method: str = "ssd", nfe: int = 30,
@@ -97,7 +79,7 @@ def run_demo(out: str | Path = "ssdiff_demo.png", task: str = "sr_bicubic", mode
     started = time.perf_counter()
     prior = load_model(model, device=device)
     size = prior.require_resolution()
-    truth = astronaut_face(size[0])
+    truth = astronaut_face(size[0], face_template(prior))
     operator = get_operator(task, image_size=size, **params)
     panels, figures = demo_panels(prior, operator, truth, method=method, nfe=nfe, seed=seed, sigma_y=sigma_y,
                                   **(hparams or {}))

@@ -161,9 +161,13 @@ def write_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> P
     return path
 
 
-def ensure_output_dir(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` if needed and check that files can be written in it (InputError if not)."""
+@contextlib.contextmanager
+def output_dir(folder: str | os.PathLike) -> Iterator[Path]:
+    """Create ``folder`` if needed and check that files can be written in it (InputError if not);
+    folders this created are removed again on the way out if nothing was written in them, so a
+    run that fails, or has nothing to do, leaves no empty folders behind."""
     folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(prefix=".ssdiff-write-check-", dir=folder)
@@ -171,7 +175,12 @@ def ensure_output_dir(folder: str | os.PathLike) -> Path:
         os.unlink(probe)
     except OSError as error:
         raise InputError(f"{folder}: cannot write to the output folder ({error.strerror or error})") from None
-    return folder
+    try:
+        yield folder
+    finally:
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):  # not empty: something was written, keep it
+                path.rmdir()
 
 
 def write_bytes(data: bytes, path: str | os.PathLike) -> Path:

@@ -87,15 +87,26 @@ def simulate_measurement(operator: LinearOperator, x: torch.Tensor, sigma_y: flo
     return y
 
 
-def side_by_side(panels: list[torch.Tensor], gap: int = 4) -> torch.Tensor:
-    """Panels of equal height (3 x H x W_i) in a row, separated by white gaps."""
-    height = max(p.shape[-2] for p in panels)
-    pieces = []
-    for index, panel in enumerate(panels):
-        if index:
-            pieces.append(torch.ones(3, height, gap))
-        pieces.append(panel.detach().float().cpu().clamp(-1, 1))
-    return torch.cat(pieces, dim=-1)
+# One 8-bit grey level in the [-1, 1] units of the images: a result further than this from its
+# (noise-free) measurement, once clipped to the image range, is visibly not what was measured.
+CONSISTENCY_TOLERANCE = 2 / 255
+
+
+def consistency_warning(name: str, gap: float, method: str, nfe: int, sigma_y: float = 0.0) -> str | None:
+    """A warning when a restoration is further from its measurement than one grey level (plus the noise)."""
+    if gap <= CONSISTENCY_TOLERANCE + sigma_y:
+        return None
+    return (f"{name}: the result is {gap:.3f} off its measurement (mean |A x - y| once clipped to the image range; "
+            f"one grey level is {CONSISTENCY_TOLERANCE:.4f}): {method} has not reached a consistent image in "
+            f"{nfe} network calls; a larger --nfe usually closes the gap")
+
+
+def measurement_title(operator: LinearOperator) -> str:
+    """How :func:`display_measurement` shows the measurement, as a panel caption."""
+    if isinstance(operator, WalshHadamardCS):
+        return "A+y (CS measurement)"
+    scale = getattr(operator, "scale", 1)
+    return f"measurement (x{scale} nearest)" if scale > 1 else "measurement"
 
 
 def bicubic_upsample(y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:

@@ -14,8 +14,10 @@ Rules a user can rely on:
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,15 +25,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .io import InputError, ensure_output_dir, read_image, write_image
+from .faces import FacePlan, face_template, framable, plan_face, restore_face
+from .figures import Panel, render
+from .io import InputError, output_dir, read_image, write_image
 from .metrics import consistency, psnr, ssim
-from .operators import LinearOperator, OperatorError, check_task, get_operator, task_scale, valid_image_size
+from .operators import Colorization, LinearOperator, OperatorError, check_task, get_operator, task_scale, valid_image_size
 from .pipeline import (
+    consistency_warning,
     display_measurement,
     image_to_measurement,
+    measurement_title,
     measurement_to_image,
     pad_to,
-    side_by_side,
     simulate_measurement,
 )
 
@@ -109,7 +114,14 @@ def plan_outputs(files: list[Path], out: Path, overwrite: bool, outcome: Outcome
 def degrade_files(files: list[Path], out: str | Path, spec: TaskSpec, sigma_y: float = 0.0, jpeg: int | None = None,
                   seed: int = 0, overwrite: bool = False) -> Outcome:
     """Write the simulated measurement of every clean image (noise seeded per image)."""
-    out, outcome = ensure_output_dir(out), Outcome()
+    outcome = Outcome()
+    with output_dir(out) as folder:
+        _degrade_all(files, folder, spec, sigma_y, jpeg, seed, overwrite, outcome)
+    return outcome
+
+
+def _degrade_all(files: list[Path], out: Path, spec: TaskSpec, sigma_y: float, jpeg: int | None, seed: int,
+                 overwrite: bool, outcome: Outcome) -> None:
     for path, target in plan_outputs(files, out, overwrite, outcome):
         try:
             x = read_image(path)
@@ -124,7 +136,6 @@ def degrade_files(files: list[Path], out: str | Path, spec: TaskSpec, sigma_y: f
             continue
         outcome.done += 1
         outcome.lines.append(f"wrote {target}")
-    return outcome
 
 
 def _prefixed(path: Path, error: Exception) -> str:
@@ -142,6 +153,7 @@ class Item:
     y: torch.Tensor  # C x h x w
     truth: torch.Tensor | None = None  # the clean image (its original size) with --from-clean
     crop: tuple[int, int] | None = None  # the size to crop the restoration back to
+    face: FacePlan | None = None  # restore the face in the prior's frame (see ssdiff.faces)
 
 
 def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y: float, jpeg: int | None,
@@ -167,78 +179,203 @@ def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y:
     return item
 
 
+FRAMES = ("auto", "tiles")
+
+
+def plan_framing(item: Item, prior, frame: str) -> None:
+    """Decide, before any work, how a photo larger than a face prior is restored, and say so.
+
+    With ``frame="auto"``, a face prior's super-resolution and colorization of a larger photo
+    restore its face in the prior's own framing (:mod:`ssdiff.faces`); without a face, or with
+    ``frame="tiles"``, the photo goes through the prior in tiles of its size, as any image does.
+    """
+    template = face_template(prior)
+    resolution = getattr(prior, "resolution", None)
+    height, width = item.operator.image_shape(item.y[None])
+    if (frame == "tiles" or template is None or not framable(item.operator) or resolution is None
+            or (height <= resolution[0] and width <= resolution[1])):
+        return
+    item.face = plan_face(template, item.operator, item.y)
+    side = template.size
+    if item.face is None:
+        report_warning(f"{item.path}: no face found; restoring it in {side} x {side} tiles, which show the prior parts "
+                       f"of the picture at whatever scale they have: a face much larger than {side} px comes out "
+                       "fractured (crop the photo to the face, or --frame tiles to silence this)")
+        return
+    face_px = item.face.face.box[2]
+    if item.face.frame_scale == 1 and getattr(item.operator, "scale", 1) > 1:
+        report_warning(
+            f"{item.path}: its face is {face_px / item.operator.scale:.0f} px wide in the input, about as large as the "
+            f"built-in prior's faces ({template.width:.0f} px in its {side} x {side} frame): the prior has no detail "
+            "to add, so the result is the bicubic upsampling made consistent with the measurement; real detail "
+            "at this size needs a prior of larger faces (e.g. --model celeba_hq.ckpt, 256 x 256)")
+    elif item.face.magnification > 1.5:
+        report_warning(
+            f"{item.path}: its face ({face_px} px wide in the result) is restored in the prior's {side} x {side} frame "
+            f"and enlarged {item.face.magnification:.1f}x into the result: detail finer than the prior's {side} x {side} "
+            "faces is not restored (for that, a prior of larger faces, e.g. --model celeba_hq.ckpt)")
+
+
 def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, method: str = "ssd", nfe: int = 30,
                   seed: int = 0, hparams: dict[str, Any] | None = None, from_clean: bool = False,
-                  sigma_y: float = 0.0, jpeg: int | None = None, overwrite: bool = False, batch_size: int = 1,
-                  restore_fn: Callable | None = None) -> Outcome:
-    """Restore every file into ``out``; see the module docstring for the rules."""
+                  sigma_y: float = 0.0, jpeg: int | None = None, overwrite: bool = False, batch_size: int = 8,
+                  frame: str = "auto", restore_fn: Callable | None = None) -> Outcome:
+    """Restore every file into ``out``; see the module docstring for the rules.
+
+    ``batch_size`` images of one size are restored together, and at most that many images or
+    tiles go through the network at once; ``frame`` (:data:`FRAMES`) as :func:`plan_framing`.
+    """
     from . import restore
 
+    if frame not in FRAMES:
+        raise InputError(f"unknown frame {frame!r}; choose from: {', '.join(FRAMES)}")
     restore_fn = restore_fn or restore
     hparams = dict(hparams or {})
     if sigma_y > 0:
         hparams["sigma_y"] = sigma_y
-    out, outcome = ensure_output_dir(out), Outcome()
-    todo = plan_outputs(files, out, overwrite, outcome)
-    pending: list[Item] = []
-    with tqdm(total=len(todo), desc="restoring", unit="image", disable=None) as bar:
+    if hasattr(prior, "max_batch"):
+        prior.max_batch = batch_size
+    outcome = Outcome()
+    with output_dir(out) as folder:
+        todo = plan_outputs(files, folder, overwrite, outcome)
+        pending: list[Item] = []
+        progress = Progress(prior, len(todo))
 
         def flush() -> None:
             if pending:
-                _restore_batch(pending, prior, method, nfe, seed, hparams, restore_fn, batch_size, outcome)
-                bar.update(len(pending))
+                _restore_batch(pending, prior, method, nfe, seed, hparams, restore_fn, batch_size, outcome, progress)
                 pending.clear()
 
         for path, target in todo:
             try:
                 item = prepare(path, target, spec, from_clean, sigma_y, jpeg, seed, getattr(prior, "resolution", None))
+                plan_framing(item, prior, frame)
             except (InputError, OperatorError) as error:
                 report_error(_prefixed(path, error))
                 outcome.failed += 1
-                bar.update(1)
+                progress.images_done += 1
                 continue
-            if pending and (item.operator is not pending[0].operator or item.y.shape != pending[0].y.shape):
+            if pending and (item.face or pending[0].face or item.operator is not pending[0].operator
+                            or item.y.shape != pending[0].y.shape):
                 flush()
             pending.append(item)
-            if len(pending) >= batch_size:
+            if item.face or len(pending) >= batch_size:
                 flush()
         flush()
     return outcome
 
 
+class Progress:
+    """Progress over network forwards (a call is one forward per ``max_batch`` images or tiles).
+
+    On a terminal, a bar per batch of images with its ETA; otherwise (logs) a line at most every
+    :attr:`LOG_SECONDS` while a batch runs, besides the line each finished image gets. A batch of
+    many forwards (a large image) is announced with its size of work before it starts.
+    """
+
+    LOG_SECONDS = 30.0
+    ANNOUNCE_FORWARDS = 300
+
+    def __init__(self, prior, images: int):
+        self.prior, self.images, self.images_done = prior, images, 0
+        self.seconds_per_input: float | None = None  # measured on the batches so far
+
+    @contextlib.contextmanager
+    def batch(self, name: str, calls: int, inputs_per_call: int) -> Iterator[None]:
+        """Count the forwards of ``calls`` network calls of ``inputs_per_call`` images or tiles each."""
+        max_batch = getattr(self.prior, "max_batch", None) or inputs_per_call
+        per_call = -(-inputs_per_call // max_batch)
+        total, inputs = calls * per_call, calls * inputs_per_call
+        if total >= self.ANNOUNCE_FORWARDS:
+            estimate = f", about {self.seconds_per_input * inputs / 60:.1f} min" if self.seconds_per_input else ""
+            tqdm.write(f"{name}: {inputs_per_call} tiles per network call, {calls} calls: {total} network forwards "
+                       f"of at most {max_batch}{estimate}")
+        bar = tqdm(total=total, desc=f"[{self.images_done + 1}/{self.images}] {name}", unit="forward",
+                   disable=None, leave=False)
+        started = last_log = time.perf_counter()
+        done = 0
+
+        def advance(_: int) -> None:
+            nonlocal done, last_log
+            done += 1
+            bar.update(1)
+            now = time.perf_counter()
+            if bar.disable and now - last_log >= self.LOG_SECONDS:  # not a terminal: a log line now and then
+                left = (now - started) / done * max(total - done, 0)
+                print(f"{name}: {done}/{total} network forwards, {now - started:.0f} s, about {left:.0f} s left",
+                      file=sys.stderr, flush=True)
+                last_log = now
+
+        watching = hasattr(self.prior, "on_forward")
+        previous = getattr(self.prior, "on_forward", None)
+        if watching:
+            self.prior.on_forward = advance
+        try:
+            yield
+        finally:
+            if watching:
+                self.prior.on_forward = previous
+            bar.close()
+            if done:
+                self.seconds_per_input = (time.perf_counter() - started) / (done * inputs_per_call / per_call)
+
+
 def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, hparams: dict[str, Any],
-                   restore_fn: Callable, batch_size: int, outcome: Outcome) -> None:
+                   restore_fn: Callable, batch_size: int, outcome: Outcome, progress: Progress) -> None:
     operator = items[0].operator
     device = getattr(prior, "device", torch.device("cpu"))
     y = torch.stack([item.y for item in items]).to(device)
+    name = items[0].path.name + (f" and {len(items) - 1} more" if len(items) > 1 else "")
+    face = items[0].face
+    if face is not None:  # one image; the frame's batch: the face (and the whole photo, for colorization)
+        inputs = 2 if isinstance(operator, Colorization) else 1
+    else:
+        inputs = len(items) * (prior.tiles_per_image(*operator.image_shape(y)) if hasattr(prior, "tiles_per_image") else 1)
+    started = time.perf_counter()
     try:
-        result = restore_fn(prior, operator, y, method=method, nfe=nfe, seed=seed, **hparams)
+        with progress.batch(name, nfe, inputs):
+            if face is not None:
+                result = restore_face(prior, operator, y, face, face_template(prior), restore_fn, method=method,
+                                      nfe=nfe, seed=seed, **hparams)
+            else:
+                result = restore_fn(prior, operator, y, method=method, nfe=nfe, seed=seed, **hparams)
     except ValueError as error:  # a bad method or option: the same for every image, so stop
         raise InputError(str(error)) from None
     except torch.cuda.OutOfMemoryError:
         raise InputError(f"CUDA ran out of memory restoring a batch of {batch_size} image(s) of "
                          f"{tuple(y.shape[-2:])}: try a smaller --batch-size, or --fp16") from None
+    progress.images_done += len(items)
+    seconds = time.perf_counter() - started
     for index, item in enumerate(items):
         restored = result.image[index].detach().float().cpu()
         if not torch.isfinite(restored).all():
             report_error(f"{item.path}: the restoration contains NaN or Inf values; nothing was written for it")
             outcome.failed += 1
             continue
-        line = f"{item.path.name}: {method}, {result.nfe} network calls, {result.extras.get('seconds', 0.0):.1f} s"
+        line = f"{item.path.name}: {method}, {result.nfe} network calls, {seconds:.1f} s"
+        if face is not None:
+            line += (f", face restored in the prior's frame (x{face.frame_scale} SR there)" if result.extras["face_restored"]
+                     else ", face kept at the input's detail")
         consistent = consistency(operator, result.image[index : index + 1].clamp(-1, 1).cpu(), item.y[None].cpu())
         if item.truth is not None:
             height, width = item.crop
             cropped = restored[..., :height, :width]
             panel = display_measurement(operator, item.y.cpu(), tuple(restored.shape[-2:]))[..., :height, :width]
             write_image(item.truth, item.target.with_name(f"{item.path.stem}_truth.png"))
-            write_image(side_by_side([panel, cropped, item.truth]), item.target.with_name(f"{item.path.stem}_compare.png"))
+            scores = {"PSNR": psnr(cropped, item.truth), "SSIM": ssim(cropped, item.truth)}
+            panels = [Panel(measurement_title(operator), panel), Panel(f"{method} ({result.nfe} NFE)", cropped, scores),
+                      Panel("truth", item.truth)]
+            write_image(render(panels), item.target.with_name(f"{item.path.stem}_compare.png"))
             try:
                 write_image(measurement_to_image(operator, item.y.cpu()), item.target.with_name(f"{item.path.stem}_measurement.png"))
             except InputError:
                 pass  # compressed-sensing measurements are not pictures
-            line += f", PSNR {psnr(cropped, item.truth):.2f} dB, SSIM {ssim(cropped, item.truth):.3f}"
+            line += f", PSNR {scores['PSNR']:.2f} dB, SSIM {scores['SSIM']:.3f}"
             restored = cropped
         line += f", mean|Ax-y| {consistent:.4f}"
+        warning = consistency_warning(str(item.path), consistent, method, result.nfe, hparams.get("sigma_y", 0.0))
+        if warning:
+            report_warning(warning)
         write_image(restored, item.target)  # last: its presence marks the image as done
         outcome.done += 1
         outcome.lines.append(line)

@@ -9,6 +9,16 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class FaceTemplate:
+    """Where OpenCV's frontal-face cascade puts its box on a face prior's own training images, in the
+    prior's frame (``size`` x ``size`` pixels; continuous coordinates, pixel i spans [i, i+1))."""
+
+    size: int
+    center: tuple[float, float]  # box centre (x, y), median over the training faces
+    width: float  # box side, median
+
+
+@dataclass(frozen=True)
 class Preset:
     """A known network: its format, the reference code's configuration, and where its weights come from."""
 
@@ -20,6 +30,7 @@ class Preset:
     source: str | None = None  # where users get it
     num_params: int | None = None
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    face_template: FaceTemplate | None = None  # face priors: how their training faces are framed
 
 
 OPENAI_256_UNCOND = Preset(
@@ -75,6 +86,8 @@ CELEBA64 = Preset(
     config=CELEBA64_UNET_CONFIG,
     description="built-in 64x64 face prior trained by ssdiff on CelebA (see docs/model_card_celeba64.md)",
     aliases=("builtin", "default"),
+    # measured on training faces 000001..001500 by benchmarks/face_template.py (its output: face_template.txt)
+    face_template=FaceTemplate(size=64, center=(32.0, 37.5), width=37.7),
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (CELEBA64, OPENAI_256_UNCOND, SDEDIT_CELEBA_HQ_256)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,9 @@ class DiffusionPrior:
 
     Any image size works: sides the network cannot take are reflect-padded, and images larger
     than ``image_size`` are processed in overlapping tiles of that size (``tiling``); one call
-    is still one NFE.
+    is still one NFE. At most ``max_batch`` images or tiles go through the network at once (the
+    rest in further forwards of the same call), so memory stays bounded for any image size;
+    ``on_forward(n)`` is told after each forward of ``n`` images (progress bars use it).
 
     ``prior(x_t, t)`` returns epsilon (B x 3 x H x W) for images in [-1, 1] and integer time
     steps ``t`` of the 1000-step schedule (an int or a length-B tensor). Networks that also
@@ -33,6 +37,8 @@ class DiffusionPrior:
     name: str = "unnamed"
     info: dict[str, Any] = field(default_factory=dict)
     tiling: bool = True  # images larger than the training resolution are processed in tiles
+    max_batch: int | None = 16  # images or tiles per network forward (None: all at once)
+    on_forward: Callable[[int], None] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -71,6 +77,18 @@ class DiffusionPrior:
         levels = len(getattr(self.network.config, "block_out_channels", (0,)))
         return 2 ** (levels - 1)
 
+    def tiles_per_image(self, height: int, width: int) -> int:
+        """How many tiles one call sees for an image of this size (1 when it is not tiled)."""
+        if not (self.tiling and self.image_size) or (height <= self.resolution[0] and width <= self.resolution[1]):
+            return 1
+        return (len(_tile_starts(height, min(self.resolution[0], height)))
+                * len(_tile_starts(width, min(self.resolution[1], width))))
+
+    def forwards_per_call(self, batch: int, height: int, width: int) -> int:
+        """Network forwards one call makes for a batch of images of this size."""
+        inputs = batch * self.tiles_per_image(height, width)
+        return math.ceil(inputs / self.max_batch) if self.max_batch else 1
+
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
@@ -99,6 +117,9 @@ class DiffusionPrior:
         return eps / weight
 
     def _whole(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.max_batch and x_t.shape[0] > self.max_batch:
+            return torch.cat([self._whole(x_t[i : i + self.max_batch], t[i : i + self.max_batch])
+                              for i in range(0, x_t.shape[0], self.max_batch)])
         height, width = x_t.shape[-2:]
         # Sides the network cannot take are reflect-padded up to a multiple and the noise
         # prediction cropped back: a reflected noisy image is still a plausible noisy image.
@@ -108,6 +129,8 @@ class DiffusionPrior:
             x_t = F.pad(x_t, (0, pad_w, 0, pad_h), mode=mode)
         out = self.network(x_t.to(self.dtype), t.to(x_t.device))
         out = getattr(out, "sample", out)  # diffusers returns an output object
+        if self.on_forward:
+            self.on_forward(x_t.shape[0])
         return out[:, : self.eps_channels, :height, :width].to(x_t.dtype)
 
 

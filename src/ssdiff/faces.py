@@ -1,0 +1,259 @@
+"""Faces in the prior's framing: find the face in a photo, restore it where the prior knows faces, paste it back.
+
+A face prior such as the built-in ``celeba64`` knows whole, aligned faces at one scale (CelebA's
+crops at 64 x 64). Tiles of a larger photo show it parts of a face at the wrong scale, and it
+fractures them. So, as face-restoration tools do (detect -> align -> restore -> paste back):
+
+1. OpenCV's frontal-face cascade (its model ships in the wheel) finds the largest face and its eyes
+   in a picture of the measurement; a similarity (scale, rotation from the eyes, shift) maps the
+   photo onto the prior's frame, where that detector puts the face where it puts it on the
+   prior's own training faces (:class:`FaceTemplate`, measured by ``benchmarks/face_template.py``).
+2. The measurement is resampled into the frame and restored there with the same kind of operator:
+   colorization is per pixel, so the gray face resampled *is* the measurement of the colour face
+   resampled (exact); for super-resolution the frame's measurement grid is the frame at the SR
+   factor left once the face is at the prior's scale (``x s / k`` for a face ``k`` times larger
+   than the prior's), and ``y`` resampled onto it is an interpolation of the real measurement.
+3. The restored face is warped back with a feathered mask over the background (bicubic
+   upsampling for SR; for colorization the whole photo shrunk to the frame and colorized in the
+   same batch, so the face and the rest share every network call), and the result is projected
+   onto the real measurement in the photo's own frame, ``x <- x - A^+(A x - y)``: whatever the
+   warps did, the output agrees with what was measured, as exactly as the operator's own
+   projection does. (That projection never moves an estimate away from a noise-free truth.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+from .io import InputError
+from .models.presets import FaceTemplate
+from .operators import Colorization, LinearOperator, SeparableOperator, get_operator, parse_task
+from .solvers.common import Restoration
+
+# Eye pairs tilted more than this are taken as false detections (the frontal cascade itself finds
+# faces up to about this tilt).
+MAX_EYE_TILT = math.radians(25)
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """``dst = scale * R(angle) (src - src_center) + dst_center`` on continuous pixel coordinates (x, y)."""
+
+    scale: float
+    angle: float  # radians, counter-clockwise in (x right, y down) pictures' terms of R
+    src_center: tuple[float, float]
+    dst_center: tuple[float, float]
+
+    def inverse(self) -> Similarity:
+        return Similarity(1.0 / self.scale, -self.angle, self.dst_center, self.src_center)
+
+    def rescaled(self, src_factor: float, dst_factor: float) -> Similarity:
+        """The same map between grids whose pixels are ``src_factor`` and ``dst_factor`` times larger."""
+        return Similarity(self.scale * src_factor / dst_factor, self.angle,
+                          (self.src_center[0] / src_factor, self.src_center[1] / src_factor),
+                          (self.dst_center[0] / dst_factor, self.dst_center[1] / dst_factor))
+
+    def source_of(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The source coordinates of destination points (x, y)."""
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        dx, dy = (x - self.dst_center[0]) / self.scale, (y - self.dst_center[1]) / self.scale
+        return cos * dx + sin * dy + self.src_center[0], -sin * dx + cos * dy + self.src_center[1]
+
+
+def warp(image: torch.Tensor, similarity: Similarity, size: tuple[int, int], mode: str = "bilinear",
+         padding: str = "border") -> torch.Tensor:
+    """Resample ``image`` (B x C x H x W) onto a ``size`` grid through ``similarity`` (source -> destination).
+
+    Shrinking low-passes first (antialiased resize to about the target scale), so the samples do
+    not alias; grid coordinates are normalised, so they do not depend on that resize.
+    """
+    height, width = image.shape[-2:]
+    if similarity.scale < 1:
+        shrunk = (max(1, round(height * similarity.scale)), max(1, round(width * similarity.scale)))
+        image = F.interpolate(image, size=shrunk, mode="bilinear", antialias=True, align_corners=False)
+    rows = torch.arange(size[0], dtype=image.dtype, device=image.device) + 0.5
+    cols = torch.arange(size[1], dtype=image.dtype, device=image.device) + 0.5
+    grid_y, grid_x = torch.meshgrid(rows, cols, indexing="ij")
+    src_x, src_y = similarity.source_of(grid_x, grid_y)
+    grid = torch.stack([2 * src_x / width - 1, 2 * src_y / height - 1], dim=-1)
+    return F.grid_sample(image, grid.expand(image.shape[0], -1, -1, -1), mode=mode, padding_mode=padding,
+                         align_corners=False)
+
+
+def feather(size: int, width: float, like: torch.Tensor) -> torch.Tensor:
+    """1 x 1 x size x size: 1 inside, falling linearly to 0 over ``width`` pixels at the border."""
+    position = torch.arange(size, dtype=like.dtype, device=like.device) + 0.5
+    edge = torch.minimum(position, size - position)
+    ramp = (edge / width).clamp(0, 1)
+    return torch.minimum(ramp[:, None], ramp[None, :])[None, None]
+
+
+@cache
+def _cascade(name: str):
+    try:
+        import cv2
+    except ImportError:
+        raise InputError("face framing needs OpenCV's cascades: pip install 'opencv-python-headless<5' "
+                         "(or use --frame tiles)") from None
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    if classifier.empty():
+        raise InputError(f"OpenCV {cv2.__version__} has no {name}; pip install 'opencv-python-headless<5'")
+    return classifier
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face: its box (x, y, side) and the tilt of its eye line (0 when the eyes were not found)."""
+
+    box: tuple[int, int, int]
+    tilt: float = 0.0
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x, y, side = self.box
+        return x + side / 2, y + side / 2
+
+
+def detect_face(image: torch.Tensor) -> Face | None:
+    """The largest frontal face in ``image`` (C x H x W in [-1, 1], C = 1 or 3), or None."""
+    gray = ((image.float().mean(dim=0) + 1) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
+    if len(faces) == 0:
+        return None
+    x, y, side, _ = (int(v) for v in max(faces, key=lambda box: box[2] * box[3]))
+    # eyes: in the upper part of the box, one each side of its centre line
+    top = gray[y : y + side * 5 // 8, x : x + side]
+    eyes = _cascade("haarcascade_eye.xml").detectMultiScale(top, 1.1, 3, minSize=(max(6, side // 10),) * 2,
+                                                            maxSize=(side // 3,) * 2)
+    centres = sorted((ex + ew / 2, ey + eh / 2) for ex, ey, ew, eh in eyes)
+    tilt = 0.0
+    if len(centres) == 2 and centres[0][0] < side / 2 < centres[1][0]:
+        angle = math.atan2(centres[1][1] - centres[0][1], centres[1][0] - centres[0][0])
+        tilt = angle if abs(angle) <= MAX_EYE_TILT else 0.0
+    return Face((x, y, side), tilt)
+
+
+def alignment(face: Face, template: FaceTemplate) -> Similarity:
+    """The similarity that puts ``face`` where the template's training faces are (eye line level)."""
+    return Similarity(template.width / face.box[2], -face.tilt, face.center, template.center)
+
+
+def frame_face(image: torch.Tensor, template: FaceTemplate) -> torch.Tensor | None:
+    """The largest face of ``image`` (3 x H x W in [-1, 1]) framed as the prior's training faces
+    (3 x size x size), or None when no face is found."""
+    face = detect_face(image)
+    if face is None:
+        return None
+    return warp(image[None], alignment(face, template), (template.size, template.size))[0].clamp(-1, 1)
+
+
+@dataclass(frozen=True)
+class FacePlan:
+    """How one photo's face is restored in the prior's frame."""
+
+    face: Face
+    to_frame: Similarity  # photo pixels -> frame pixels
+    frame_scale: int  # the SR factor inside the frame (1: nothing left to super-resolve; colorization: 1)
+
+    @property
+    def magnification(self) -> float:
+        """Photo pixels per frame pixel (> 1: the face is larger in the photo than the prior knows faces)."""
+        return 1.0 / self.to_frame.scale
+
+
+def framable(operator: LinearOperator) -> bool:
+    """Operators whose measurement can be carried into the face frame: colorization (exact) and SR."""
+    return isinstance(operator, Colorization) or (isinstance(operator, SeparableOperator) and operator.scale > 1
+                                                  and operator.name.startswith("sr_"))
+
+
+def plan_face(template: FaceTemplate, operator: LinearOperator, y: torch.Tensor) -> FacePlan | None:
+    """Find the face in measurement ``y`` (C x h x w) and plan its restoration, or None without a face."""
+    scale = getattr(operator, "scale", 1) if not isinstance(operator, Colorization) else 1
+    picture = y[None] if scale == 1 else F.interpolate(y[None], scale_factor=scale, mode="bicubic", align_corners=False)
+    face = detect_face(picture[0].clamp(-1, 1))
+    if face is None:
+        return None
+    to_frame = alignment(face, template)
+    frame_scale = 1
+    if scale > 1:  # the SR factor left in the frame, the nearest (in ratio) that divides the frame
+        wanted = scale * to_frame.scale
+        divisors = [d for d in range(1, template.size // 4 + 1) if template.size % d == 0]
+        frame_scale = min(divisors, key=lambda d: abs(math.log(d / wanted)))
+    return FacePlan(face, to_frame, frame_scale)
+
+
+def frame_operator(operator: LinearOperator, plan: FacePlan, size: int) -> LinearOperator:
+    """The operator of the same kind acting in the frame."""
+    if isinstance(operator, Colorization):
+        return operator
+    base, _ = parse_task(operator.name)
+    return get_operator(base, image_size=(size, size), scale=plan.frame_scale)
+
+
+RestoreFn = Callable[..., Restoration]
+
+
+def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePlan, template: FaceTemplate,
+                 restore_fn: RestoreFn, **kwargs) -> Restoration:
+    """Restore one photo's measurement ``y`` (1 x C x h x w) with its face in the prior's frame (see the module)."""
+    from .pipeline import bicubic_upsample
+
+    size = template.size
+    height, width = operator.image_shape(y)
+    to_photo = plan.to_frame.inverse()
+    extras: dict = {"face_box": plan.face.box, "face_tilt_degrees": math.degrees(plan.face.tilt),
+                    "frame_scale": plan.frame_scale, "magnification": plan.magnification}
+    if isinstance(operator, Colorization):
+        # the face and the whole photo squeezed into the frame (colour is smooth, so the squeeze
+        # costs little), restored in one batch: one network call per step for both
+        y_face = warp(y, plan.to_frame, (size, size))
+        y_whole = F.interpolate(y, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        result = restore_fn(prior, operator, torch.cat([y_face, y_whole]), **kwargs)
+        face, whole = result.image[:1], result.image[1:]
+        base = F.interpolate(whole, size=(height, width), mode="bicubic", align_corners=False)
+    else:
+        base = bicubic_upsample(y, operator)
+        if plan.frame_scale == 1:  # the face is already at the prior's scale: nothing for it to add
+            restored = operator.project(base, y)
+            return Restoration(restored, 0, {**extras, "face_restored": False})
+        measured = size // plan.frame_scale
+        y_face = warp(y, plan.to_frame.rescaled(operator.scale, plan.frame_scale), (measured, measured))
+        result = restore_fn(prior, frame_operator(operator, plan, size), y_face, **kwargs)
+        face = result.image
+    face = warp(face.clamp(-1, 1), to_photo, (height, width), mode="bicubic")
+    mask = warp(feather(size, size / 8, face), to_photo, (height, width), padding="zeros")
+    blended = base + mask * (face - base)
+    restored = operator.project(blended, y)
+    return Restoration(restored, result.nfe, {**result.extras, **extras, "face_restored": True})
+
+
+def face_template(prior) -> FaceTemplate | None:
+    """The face framing ``prior`` was trained on (from its preset), or None for priors whose framing is unknown."""
+    from .models.presets import find_preset
+
+    preset = find_preset(str(getattr(prior, "info", {}).get("preset") or getattr(prior, "name", "")))
+    return preset.face_template if preset else None
+
+
+__all__ = [
+    "Face",
+    "FacePlan",
+    "FaceTemplate",
+    "Similarity",
+    "alignment",
+    "detect_face",
+    "face_template",
+    "feather",
+    "framable",
+    "frame_face",
+    "plan_face",
+    "restore_face",
+    "warp",
+]
