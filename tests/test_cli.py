@@ -125,3 +125,44 @@ def test_few_calls_default_to_ssd_fast_and_take_a_preset(photos, tiny_model_args
     assert main(["restore", str(photos / "face0.png"), "--task", "deblur_gauss", "--nfe", "4", "--out", str(tmp_path / "x"),
                  "--preset", str(preset), *tiny_model_args]) == 2
     assert "tuned for the prior 'another_prior'" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import ssdiff
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"ssdiff {ssdiff.__version__}"
+
+
+def test_compare_panels_are_labelled(photos, model_args, tmp_path):
+    import numpy as np
+
+    out = tmp_path / "out"
+    assert main(["restore", str(photos / "face0.png"), "--task", "deblur_gauss", "--from-clean", "--out", str(out),
+                 *model_args]) == 0
+    panel = np.asarray(Image.open(out / "face0_compare.png").convert("L"))
+    zoom = 192 // 32  # small images are enlarged to stay readable
+    assert panel.shape[0] > 32 * zoom + 30  # a caption band under the pictures
+    caption = panel[32 * zoom + 8 :]
+    assert (caption < 100).sum() > 100  # dark text: titles and the PSNR/SSIM line
+
+
+def test_demo_warns_when_the_result_is_far_from_its_measurement(tmp_path, capsys):
+    assert main(["demo", "--nfe", "3", "--method", "ssd", "--out", str(tmp_path / "demo.png")]) == 0
+    err = capsys.readouterr().err
+    assert "ssdiff: warning:" in err and "off its measurement" in err and "larger --nfe" in err
+    assert main(["demo", "--nfe", "10", "--out", str(tmp_path / "demo.png")]) == 0
+    assert "off its measurement" not in capsys.readouterr().err
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["res"].nfe == 29 and namespace["res"].image.shape == (1, 3, 64, 64)
+    assert Image.open(tmp_path / "restored.png").size == (64, 64)

@@ -157,3 +157,14 @@ def test_shipped_presets_are_valid_for_the_builtin_prior():
             assert entry["search"]["network_calls"] > 0
             found, origin = find_preset(presets, "celeba64", task, int(nfe))
             assert found == entry["config"] and origin == f"tuned at {nfe} NFEs"
+
+
+def test_sr_factors_without_presets_borrow_the_nearest_tuned_factor():
+    from ssdiff.tune import builtin_presets, find_preset, nearest_scale
+
+    presets = builtin_presets("celeba64")
+    assert nearest_scale("sr_bicubic_x2", presets["presets"]) == "sr_bicubic_x4"
+    assert nearest_scale("sr_bicubic_x16", presets["presets"]) == "sr_bicubic_x8"
+    assert nearest_scale("colorization", presets["presets"]) is None
+    config, origin = find_preset(presets, "celeba64", "sr_bicubic_x2", 10)
+    assert config == presets["presets"]["sr_bicubic_x4"]["10"]["config"] and origin == "tuned for sr_bicubic_x4 at 10 NFEs"

@@ -69,6 +69,7 @@ BAD = [
     (["tiny.png", "--task", "deblur_gauss"], "far smaller than the model", "tiny.png"),
     (["good.png", "--task", "deblur_gauss", "--batch-size", "0"], "--batch-size must be at least 1", None),
     (["good.png", "--task", "deblur_gauss", "--device", "cuda"], "no CUDA GPU", None),
+    (["good.png", "--task", "sr_bicubic", "--frame", "crop"], "unknown frame 'crop'", None),
 ]
 
 
@@ -85,7 +86,7 @@ def test_bad_input_gets_one_clear_line(tmp_path, monkeypatch, capsys, model_args
     assert errors and message in errors[0], errors
     if names:
         assert names in errors[0]
-    assert files_in(out) == []  # no partial output
+    assert not out.exists()  # no partial output, not even an empty folder
 
 
 def test_unwritable_output_folder(tmp_path, capsys, model_args):
@@ -254,3 +255,21 @@ def test_batches_of_same_sized_images(tmp_path, model_args):
     assert main(["restore", str(folder), "--task", "colorization", "--from-clean", "--batch-size", "2",
                  "--out", str(out), *model_args]) == 0
     assert {p.name for p in out.glob("*.png") if "_" not in p.name} == {"0.png", "1.png", "2.png", "other.png"}
+
+
+def test_output_folders_are_removed_again_only_if_this_run_made_them_and_wrote_nothing(tmp_path):
+    from ssdiff.io import output_dir
+
+    with output_dir(tmp_path / "new" / "deep"):
+        pass
+    assert not (tmp_path / "new").exists()  # both levels it created, empty: gone
+    (tmp_path / "existing").mkdir()
+    with output_dir(tmp_path / "existing"):
+        pass
+    assert (tmp_path / "existing").is_dir()  # the user's folder stays
+    with pytest.raises(RuntimeError), output_dir(tmp_path / "failed"):
+        raise RuntimeError("a run that fails")
+    assert not (tmp_path / "failed").exists()
+    with output_dir(tmp_path / "kept") as folder:
+        (folder / "result.png").write_bytes(b"x")
+    assert (tmp_path / "kept" / "result.png").is_file()

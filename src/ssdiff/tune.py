@@ -12,6 +12,7 @@ A *preset* is the winner for one (prior, task, budget); preset files hold severa
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .operators import LinearOperator
+from .operators import LinearOperator, parse_task
 from .solvers.common import EpsPrior, Restoration
 from .solvers.samplers import MULTISTEP
 
@@ -82,20 +83,33 @@ def find_preset(presets: dict[str, Any] | None, prior_name: str, task: str, nfe:
     """The configuration for (prior, task, nfe) and where it came from.
 
     The preset of the largest tuned budget not above ``nfe`` (its generation gets the extra
-    calls); without one, :data:`UNTUNED`, with a warning. A preset file made for another prior
-    or without this task is an error.
+    calls); without one, :data:`UNTUNED`, with a warning. Super-resolution by a factor the
+    built-in presets lack (the face frame's x2, say) takes those of the nearest tuned factor. A
+    preset file made for another prior or without this task is an error.
     """
     if presets is not None and presets["prior"] != prior_name:
         raise ValueError(f"the presets were tuned for the prior {presets['prior']!r}, not {prior_name!r}")
-    by_budget = (presets or {}).get("presets", {}).get(task)
-    if presets is not None and presets.get("source") == "file" and not by_budget:
+    by_task = (presets or {}).get("presets", {})
+    if presets is not None and presets.get("source") == "file" and task not in by_task:
         raise ValueError(f"the preset file has no preset for the task {task!r} (it has: {', '.join(presets['presets'])})")
+    tuned_for = task if task in by_task else nearest_scale(task, by_task)
+    by_budget = by_task.get(tuned_for)
     budgets = sorted(int(b) for b in by_budget or {} if int(b) <= nfe)
     if not budgets:
         warnings.warn(f"ssd-fast: no tuned preset for prior {prior_name!r}, task {task!r} at <= {nfe} NFEs; "
                       f"using the untuned configuration {UNTUNED} with the task's t0 and eta", stacklevel=3)
         return dict(UNTUNED), "untuned"
-    return dict(by_budget[str(budgets[-1])]["config"]), f"tuned at {budgets[-1]} NFEs"
+    borrowed = "" if tuned_for == task else f" for {tuned_for}"
+    return dict(by_budget[str(budgets[-1])]["config"]), f"tuned{borrowed} at {budgets[-1]} NFEs"
+
+
+def nearest_scale(task: str, tasks: Any) -> str | None:
+    """Among ``tasks``, the super-resolution of the same kind whose factor is nearest (in ratio) to ``task``'s."""
+    base, params = parse_task(task)
+    if "scale" not in params:
+        return None
+    same = [(other, parse_task(other)[1]["scale"]) for other in tasks if parse_task(other)[0] == base]
+    return min(same, key=lambda pair: abs(math.log(pair[1] / params["scale"])), default=(None,))[0]
 
 
 def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, config: dict[str, Any], nfe: int,

@@ -1,0 +1,192 @@
+"""Real photos with a face prior: face framing, exact consistency through the warps, bounded tiles, progress."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import ssdiff
+from ssdiff.demo import astronaut_face
+from ssdiff.faces import Similarity, detect_face, face_template, feather, frame_face, plan_face, restore_face, warp
+from ssdiff.io import pil_to_tensor
+from ssdiff.metrics import psnr
+from ssdiff.models.presets import CELEBA64
+from ssdiff.pipeline import bicubic_upsample
+from ssdiff.runner import Progress, TaskSpec, restore_files
+
+TEMPLATE = CELEBA64.face_template
+
+
+@pytest.fixture(scope="module")
+def celeba64():
+    return ssdiff.load_model("celeba64")
+
+
+@pytest.fixture(scope="module")
+def portrait() -> torch.Tensor:
+    """A real face photo larger than the prior, framed as users' photos are: 240 x 240 px of skimage's
+    astronaut around her face, which is about 94 px wide (2.5 times the prior's faces)."""
+    from skimage import data
+
+    return pil_to_tensor(Image.fromarray(data.astronaut()[:240, 110:350]))[None]
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    coarse = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+# ---- geometry ---------------------------------------------------------------------------------------
+
+def test_similarity_inverse_and_rescaling_are_consistent():
+    sim = Similarity(0.3, 0.2, (100.0, 120.0), (32.0, 37.5))
+    x, y = torch.tensor([5.0, 40.0, 63.0]), torch.tensor([7.0, 20.0, 50.0])
+    sx, sy = sim.source_of(x, y)
+    bx, by = sim.inverse().source_of(sx, sy)
+    assert torch.allclose(bx, x, atol=1e-4) and torch.allclose(by, y, atol=1e-4)
+    # the same map between grids with 4x and 2x larger pixels
+    rx, ry = sim.rescaled(4, 2).source_of(x / 2, y / 2)
+    assert torch.allclose(rx * 4, sx, atol=1e-4) and torch.allclose(ry * 4, sy, atol=1e-4)
+
+
+def test_identity_warp_returns_the_image_and_warps_round_trip():
+    image = smooth_image(48, 40)
+    identity = Similarity(1.0, 0.0, (20.0, 24.0), (20.0, 24.0))
+    assert torch.allclose(warp(image, identity, (48, 40)), image, atol=1e-5)
+    # enlarge 2x with a tilt, then shrink back: the smooth image survives
+    big = Similarity(2.0, math.radians(10), (20.0, 24.0), (48.0, 48.0))
+    there = warp(image, big, (96, 96), mode="bicubic")
+    back = warp(there, big.inverse(), (48, 40))
+    inner = (slice(None), slice(None), slice(12, 36), slice(10, 30))
+    error = (back - image)[inner].abs()
+    assert error.mean() < 0.01 and error.max() < 0.06
+
+
+def test_feather_is_one_inside_and_fades_to_zero_at_the_border():
+    mask = feather(64, 8, torch.zeros(1))
+    assert mask.shape == (1, 1, 64, 64)
+    assert mask[..., 8:56, 8:56].eq(1).all()
+    assert mask[..., 0, :].max() < 0.1 and mask.min() >= 0
+
+
+# ---- detection and framing --------------------------------------------------------------------------
+
+def test_detector_finds_the_face_and_frames_it_as_the_template(portrait):
+    face = detect_face(portrait[0])
+    assert face is not None
+    x, y, side = face.box
+    assert 100 < x + side / 2 < 140 and 90 < y + side / 2 < 140 and 80 < side < 110
+    # the framed face is where the template says: detecting again in the frame (enlarged 3x) finds it there
+    framed = frame_face(portrait[0], TEMPLATE)
+    again = detect_face(F.interpolate(framed[None], scale_factor=3, mode="bicubic", align_corners=False)[0])
+    cx, cy = (v / 3 for v in again.center)
+    assert abs(cx - TEMPLATE.center[0]) < 2.5 and abs(cy - TEMPLATE.center[1]) < 2.5
+    assert abs(again.box[2] / 3 - TEMPLATE.width) < 0.15 * TEMPLATE.width
+
+
+def test_no_face_in_noise():
+    assert detect_face(torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(0)) * 2 - 1) is None
+
+
+def test_the_frame_sr_factor_is_what_is_left_once_the_face_is_at_the_prior_scale(portrait):
+    for scale, expected in ((2, 1), (4, 2), (8, 4)):  # the face is 2.5x the template's
+        operator = ssdiff.get_operator("sr_bicubic", image_size=(240, 240), scale=scale)
+        plan = plan_face(TEMPLATE, operator, operator.A(portrait)[0])
+        assert plan.frame_scale == expected, (scale, plan.magnification)
+
+
+def test_demo_face_is_framed_as_the_training_faces():
+    framed = astronaut_face(64)
+    again = detect_face(F.interpolate(framed[None], scale_factor=3, mode="bicubic", align_corners=False)[0])
+    assert abs(again.center[0] / 3 - TEMPLATE.center[0]) < 2.5 and abs(again.center[1] / 3 - TEMPLATE.center[1]) < 2.5
+
+
+# ---- restoring through the frame: exactly consistent, no worse than bicubic ---------------------------
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_face_sr_through_the_frame_is_consistent_and_beats_bicubic(celeba64, portrait, scale):
+    operator = ssdiff.get_operator("sr_bicubic", image_size=(240, 240), scale=scale)
+    y = operator.A(portrait)
+    plan = plan_face(TEMPLATE, operator, y[0])
+    result = restore_face(celeba64, operator, y, plan, face_template(celeba64), ssdiff.restore,
+                          method="ssd-fast", nfe=4, seed=0)
+    assert result.image.shape == portrait.shape and result.nfe == 4 and result.extras["face_restored"]
+    assert (operator.A(result.image) - y).abs().mean() < 1e-4  # the final projection in the photo's frame
+    assert psnr(result.image[0].clamp(-1, 1), portrait[0]) > psnr(bicubic_upsample(y, operator)[0], portrait[0])
+
+
+def test_a_face_already_at_the_prior_scale_keeps_the_input_detail_without_network_calls(celeba64, portrait):
+    operator = ssdiff.get_operator("sr_bicubic", image_size=(240, 240), scale=2)
+    y = operator.A(portrait)
+    plan = plan_face(TEMPLATE, operator, y[0])
+    result = restore_face(celeba64, operator, y, plan, TEMPLATE, ssdiff.restore, method="ssd", nfe=10, seed=0)
+    assert result.nfe == 0 and not result.extras["face_restored"]
+    assert torch.allclose(result.image, operator.project(bicubic_upsample(y, operator), y))
+
+
+def test_face_colorization_keeps_the_gray_exactly_and_colours_face_and_background(celeba64, portrait):
+    operator = ssdiff.get_operator("colorization")
+    y = operator.A(portrait)
+    plan = plan_face(TEMPLATE, operator, y[0])
+    calls = []
+    counted = lambda *a, **k: calls.append(a[2].shape[0]) or ssdiff.restore(*a, **k)  # noqa: E731
+    result = restore_face(celeba64, operator, y, plan, TEMPLATE, counted, method="ssd-fast", nfe=4, seed=0)
+    assert calls == [2]  # the face and the whole photo in one batch: the budget is spent once
+    assert (operator.A(result.image) - y).abs().max() < 1e-5
+    chroma = result.image - result.image.mean(dim=1, keepdim=True)
+    assert chroma.abs().mean() > 0.02  # coloured, not gray
+
+
+# ---- the folder runner: framing decided and said before the work ------------------------------------
+
+def test_runner_frames_faces_and_warns_about_scale_or_missing_faces(celeba64, portrait, tmp_path, capsys):
+    from ssdiff.io import write_image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(portrait[0], folder / "face.png")
+    write_image(smooth_image(128, 128)[0], folder / "noface.png")
+    outcome = restore_files(sorted(folder.iterdir()), tmp_path / "out", celeba64, TaskSpec("sr_bicubic", {"scale": 8}),
+                            method="ssd-fast", nfe=4, from_clean=True)
+    assert outcome.done == 2
+    captured = capsys.readouterr()
+    assert "face.png: ssd-fast, 4 network calls" in captured.out and "face restored in the prior's frame (x4 SR there)" in captured.out
+    assert "noface.png: no face found" in captured.err
+    tiles = restore_files([folder / "noface.png"], tmp_path / "tiles", celeba64, TaskSpec("sr_bicubic", {"scale": 8}),
+                          method="ssd-fast", nfe=4, from_clean=True, frame="tiles")
+    assert tiles.done == 1 and "no face found" not in capsys.readouterr().err
+
+
+# ---- tiles: bounded forwards, progress --------------------------------------------------------------
+
+def test_tiles_go_through_the_network_in_bounded_batches(tiny_ddpm):
+    x = smooth_image(80, 100)  # larger than the tiny network's 32 x 32: tiled
+    tiles = tiny_ddpm.tiles_per_image(80, 100)
+    tiny_ddpm.max_batch = None
+    whole = tiny_ddpm(x, 500)
+    seen = []
+    tiny_ddpm.max_batch, tiny_ddpm.on_forward = 3, seen.append
+    try:
+        chunked = tiny_ddpm(x, 500)
+        per_call = tiny_ddpm.forwards_per_call(1, 80, 100)
+    finally:
+        tiny_ddpm.max_batch, tiny_ddpm.on_forward = 16, None
+    assert tiles > 3 and torch.allclose(chunked, whole, atol=1e-5)
+    assert max(seen) <= 3 and sum(seen) == tiles and len(seen) == per_call == math.ceil(tiles / 3)
+
+
+def test_progress_logs_lines_when_not_a_terminal_and_announces_large_work(tiny_ddpm, capsys, monkeypatch):
+    monkeypatch.setattr(Progress, "LOG_SECONDS", 0.0)
+    monkeypatch.setattr(Progress, "ANNOUNCE_FORWARDS", 5)
+    progress = Progress(tiny_ddpm, 1)
+    x = smooth_image(80, 100)
+    tiles = tiny_ddpm.tiles_per_image(80, 100)
+    with progress.batch("big.png", 3, tiles):
+        for _ in range(3):
+            tiny_ddpm(x, 500)
+    captured = capsys.readouterr()
+    assert f"big.png: {tiles} tiles per network call, 3 calls" in captured.out
+    assert "network forwards" in captured.err and "s left" in captured.err  # stderr is not a terminal here
+    assert tiny_ddpm.on_forward is None and progress.seconds_per_input > 0
