@@ -18,7 +18,8 @@ fractures them. So, as face-restoration tools do (detect -> align -> restore -> 
    same batch, so the face and the rest share every network call), and the result is projected
    onto the real measurement in the photo's own frame, ``x <- x - A^+(A x - y)``: whatever the
    warps did, the output agrees with what was measured, as exactly as the operator's own
-   projection does. (That projection never moves an estimate away from a noise-free truth.)
+   projection does. (That projection never moves an estimate away from a noise-free truth; a
+   noisy ``y``, ``sigma_y > 0``, is not projected onto, so its noise is not pasted back.)
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def framable(operator: LinearOperator) -> bool:
 
 def plan_face(template: FaceTemplate, operator: LinearOperator, y: torch.Tensor) -> FacePlan | None:
     """Find the face in measurement ``y`` (C x h x w) and plan its restoration, or None without a face."""
-    scale = getattr(operator, "scale", 1) if not isinstance(operator, Colorization) else 1
+    scale = getattr(operator, "scale", 1)
     picture = y[None] if scale == 1 else F.interpolate(y[None], scale_factor=scale, mode="bicubic", align_corners=False)
     face = detect_face(picture[0].clamp(-1, 1))
     if face is None:
@@ -221,7 +222,7 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
     else:
         base = bicubic_upsample(y, operator)
         if plan.frame_scale == 1:  # the face is already at the prior's scale: nothing for it to add
-            restored = operator.project(base, y)
+            restored = base if kwargs.get("sigma_y", 0) > 0 else operator.project(base, y)
             return Restoration(restored, 0, {**extras, "face_restored": False})
         measured = size // plan.frame_scale
         y_face = warp(y, plan.to_frame.rescaled(operator.scale, plan.frame_scale), (measured, measured))
@@ -230,7 +231,8 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
     face = warp(face.clamp(-1, 1), to_photo, (height, width), mode="bicubic")
     mask = warp(feather(size, size / 8, face), to_photo, (height, width), padding="zeros")
     blended = base + mask * (face - base)
-    restored = operator.project(blended, y)
+    # a noisy y is not projected onto (that would paste its noise back); the frame's solver weighed it
+    restored = blended if kwargs.get("sigma_y", 0) > 0 else operator.project(blended, y)
     return Restoration(restored, result.nfe, {**result.extras, **extras, "face_restored": True})
 
 
