@@ -131,7 +131,7 @@ def test_face_colorization_keeps_the_gray_exactly_and_colours_face_and_backgroun
     y = operator.A(portrait)
     plan = plan_face(TEMPLATE, operator, y[0])
     calls = []
-    counted = lambda *a, **k: calls.append(a[2].shape[0]) or ssdiff.restore(*a, **k)  # noqa: E731
+    counted = lambda *a, **k: calls.append(a[2].shape[0]) or ssdiff.restore(*a, **k)
     result = restore_face(celeba64, operator, y, plan, TEMPLATE, counted, method="ssd-fast", nfe=4, seed=0)
     assert calls == [2]  # the face and the whole photo in one batch: the budget is spent once
     assert (operator.A(result.image) - y).abs().max() < 1e-5
@@ -190,3 +190,34 @@ def test_progress_logs_lines_when_not_a_terminal_and_announces_large_work(tiny_d
     assert f"big.png: {tiles} tiles per network call, 3 calls" in captured.out
     assert "network forwards" in captured.err and "s left" in captured.err  # stderr is not a terminal here
     assert tiny_ddpm.on_forward is None and progress.seconds_per_input > 0
+
+
+def test_a_noisy_measurement_is_not_pasted_back_through_the_projection(celeba64, portrait):
+    operator = ssdiff.get_operator("colorization")
+    clean = operator.A(portrait)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    plan = plan_face(TEMPLATE, operator, clean[0])
+    result = restore_face(celeba64, operator, noisy, plan, TEMPLATE, ssdiff.restore, method="ssd", nfe=6, seed=0,
+                          sigma_y=0.1)
+    gray = operator.A(result.image)
+    x, y, side = plan.face.box
+    face = (..., slice(y + side // 4, y + 3 * side // 4), slice(x + side // 4, x + 3 * side // 4))
+    assert (gray - noisy)[face].abs().mean() > 0.05  # the face is not forced onto the noise
+    assert torch.allclose(gray[..., :, :12], noisy[..., :, :12], atol=1e-5)  # the background keeps what was measured
+
+
+def test_the_frame_solver_is_told_the_noise_level_the_warp_leaves(portrait):
+    from functools import partial
+
+    from ssdiff.faces import frame_noise
+
+    operator = ssdiff.get_operator("colorization")
+    plan = plan_face(TEMPLATE, operator, operator.A(portrait)[0])
+    to_face = partial(warp, similarity=plan.to_frame, size=(64, 64))
+    y = operator.A(portrait)
+    told = frame_noise({"sigma_y": 0.1, "nfe": 6}, to_face, y)
+    other_draw = 0.1 * torch.randn(y.shape, generator=torch.Generator().manual_seed(7))
+    seen = float(to_face(other_draw).std())
+    assert told["nfe"] == 6 and abs(told["sigma_y"] - seen) < 0.1 * seen
+    assert told["sigma_y"] < 0.1 / 2  # a 2.5x shrink averages the noise down
+    assert frame_noise({"nfe": 6}, to_face, y) == {"nfe": 6}

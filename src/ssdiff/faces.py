@@ -18,8 +18,9 @@ fractures them. So, as face-restoration tools do (detect -> align -> restore -> 
    same batch, so the face and the rest share every network call), and the result is projected
    onto the real measurement in the photo's own frame, ``x <- x - A^+(A x - y)``: whatever the
    warps did, the output agrees with what was measured, as exactly as the operator's own
-   projection does. (That projection never moves an estimate away from a noise-free truth; a
-   noisy ``y``, ``sigma_y > 0``, is not projected onto, so its noise is not pasted back.)
+   projection does. (That projection never moves an estimate away from a noise-free truth. With
+   a noisy ``y``, ``sigma_y > 0``, only the background is projected, so the noise the frame's
+   solver weighed is not pasted back onto the face.)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 import torch
 import torch.nn.functional as F
@@ -201,6 +202,17 @@ def frame_operator(operator: LinearOperator, plan: FacePlan, size: int) -> Linea
 RestoreFn = Callable[..., Restoration]
 
 
+def frame_noise(kwargs: dict, to_frame: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> dict:
+    """``kwargs`` with ``sigma_y`` as the warp leaves it: resampling averages the measurement's
+    noise (a 2.5x shrink divides its std by about five), and the frame's solver must be told the
+    level it sees. Measured by warping seeded unit noise of ``y``'s shape."""
+    sigma_y = kwargs.get("sigma_y", 0.0)
+    if not sigma_y:
+        return kwargs
+    unit = torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=y.dtype).to(y.device)
+    return {**kwargs, "sigma_y": sigma_y * float(to_frame(unit).std())}
+
+
 def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePlan, template: FaceTemplate,
                  restore_fn: RestoreFn, **kwargs) -> Restoration:
     """Restore one photo's measurement ``y`` (1 x C x h x w) with its face in the prior's frame (see the module)."""
@@ -214,24 +226,28 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
     if isinstance(operator, Colorization):
         # the face and the whole photo squeezed into the frame (colour is smooth, so the squeeze
         # costs little), restored in one batch: one network call per step for both
-        y_face = warp(y, plan.to_frame, (size, size))
+        to_face = partial(warp, similarity=plan.to_frame, size=(size, size))
         y_whole = F.interpolate(y, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        result = restore_fn(prior, operator, torch.cat([y_face, y_whole]), **kwargs)
+        result = restore_fn(prior, operator, torch.cat([to_face(y), y_whole]), **frame_noise(kwargs, to_face, y))
         face, whole = result.image[:1], result.image[1:]
         base = F.interpolate(whole, size=(height, width), mode="bicubic", align_corners=False)
     else:
         base = bicubic_upsample(y, operator)
         if plan.frame_scale == 1:  # the face is already at the prior's scale: nothing for it to add
-            restored = base if kwargs.get("sigma_y", 0) > 0 else operator.project(base, y)
+            restored = operator.project(base, y)
             return Restoration(restored, 0, {**extras, "face_restored": False})
         measured = size // plan.frame_scale
-        y_face = warp(y, plan.to_frame.rescaled(operator.scale, plan.frame_scale), (measured, measured))
-        result = restore_fn(prior, frame_operator(operator, plan, size), y_face, **kwargs)
+        to_face = partial(warp, similarity=plan.to_frame.rescaled(operator.scale, plan.frame_scale),
+                          size=(measured, measured))
+        result = restore_fn(prior, frame_operator(operator, plan, size), to_face(y), **frame_noise(kwargs, to_face, y))
         face = result.image
     face = warp(face.clamp(-1, 1), to_photo, (height, width), mode="bicubic")
     mask = warp(feather(size, size / 8, face), to_photo, (height, width), padding="zeros")
+    # the background is what was measured (noise and all) plus what the prior adds (colour);
+    # the face is the frame's restoration, projected too unless y is noisy (that would paste the
+    # noise its solver weighed back onto it)
+    base = operator.project(base, y)
     blended = base + mask * (face - base)
-    # a noisy y is not projected onto (that would paste its noise back); the frame's solver weighed it
     restored = blended if kwargs.get("sigma_y", 0) > 0 else operator.project(blended, y)
     return Restoration(restored, result.nfe, {**result.extras, **extras, "face_restored": True})
 
