@@ -168,3 +168,7 @@ def test_sr_factors_without_presets_borrow_the_nearest_tuned_factor():
     assert nearest_scale("colorization", presets["presets"]) is None
     config, origin = find_preset(presets, "celeba64", "sr_bicubic_x2", 10)
     assert config == presets["presets"]["sr_bicubic_x4"]["10"]["config"] and origin == "tuned for sr_bicubic_x4 at 10 NFEs"
+    assert nearest_scale("sr_bicubic_x2", ["sr_bicubic", "colorization"]) is None  # no factor to compare
+    # a user's preset file for SR x4 serves the x2 SR of a face frame too
+    borrowed, _ = find_preset({**presets, "source": "file"}, "celeba64", "sr_bicubic_x2", 10)
+    assert borrowed == config

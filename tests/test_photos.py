@@ -170,11 +170,10 @@ def test_tiles_go_through_the_network_in_bounded_batches(tiny_ddpm):
     tiny_ddpm.max_batch, tiny_ddpm.on_forward = 3, seen.append
     try:
         chunked = tiny_ddpm(x, 500)
-        per_call = tiny_ddpm.forwards_per_call(1, 80, 100)
     finally:
         tiny_ddpm.max_batch, tiny_ddpm.on_forward = 16, None
     assert tiles > 3 and torch.allclose(chunked, whole, atol=1e-5)
-    assert max(seen) <= 3 and sum(seen) == tiles and len(seen) == per_call == math.ceil(tiles / 3)
+    assert max(seen) <= 3 and sum(seen) == tiles and len(seen) == math.ceil(tiles / 3)
 
 
 def test_progress_logs_lines_when_not_a_terminal_and_announces_large_work(tiny_ddpm, capsys, monkeypatch):
@@ -187,7 +186,7 @@ def test_progress_logs_lines_when_not_a_terminal_and_announces_large_work(tiny_d
         for _ in range(3):
             tiny_ddpm(x, 500)
     captured = capsys.readouterr()
-    assert f"big.png: {tiles} tiles per network call, 3 calls" in captured.out
+    assert f"big.png: {tiles} images or tiles per network call, up to 3 calls" in captured.out
     assert "network forwards" in captured.err and "s left" in captured.err  # stderr is not a terminal here
     assert tiny_ddpm.on_forward is None and progress.seconds_per_input > 0
 
@@ -221,3 +220,20 @@ def test_the_frame_solver_is_told_the_noise_level_the_warp_leaves(portrait):
     assert told["nfe"] == 6 and abs(told["sigma_y"] - seen) < 0.1 * seen
     assert told["sigma_y"] < 0.1 / 2  # a 2.5x shrink averages the noise down
     assert frame_noise({"nfe": 6}, to_face, y) == {"nfe": 6}
+
+
+def test_restore_face_passes_the_frame_noise_level_and_takes_one_photo(celeba64, portrait):
+    operator = ssdiff.get_operator("sr_bicubic", image_size=(240, 240), scale=8)
+    y = operator.A(portrait)
+    plan = plan_face(TEMPLATE, operator, y[0])
+    told = []
+    spy = lambda *a, **k: told.append(k["sigma_y"]) or ssdiff.restore(*a, **k)
+    restore_face(celeba64, operator, y, plan, TEMPLATE, spy, method="ssd", nfe=6, seed=0, sigma_y=0.05)
+    assert len(told) == 1 and 0 < told[0] < 0.05  # the frame's measurement grid is finer: the noise averages down
+    with pytest.raises(ValueError, match="one photo at a time"):
+        restore_face(celeba64, operator, torch.cat([y, y]), plan, TEMPLATE, ssdiff.restore, nfe=6)
+
+
+def test_the_face_template_belongs_to_the_built_in_prior_only(celeba64, tiny_ddpm):
+    assert face_template(celeba64) == TEMPLATE
+    assert face_template(tiny_ddpm) is None  # another network: its framing is unknown, photos go in tiles

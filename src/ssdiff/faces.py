@@ -48,7 +48,7 @@ class Similarity:
     """``dst = scale * R(angle) (src - src_center) + dst_center`` on continuous pixel coordinates (x, y)."""
 
     scale: float
-    angle: float  # radians, counter-clockwise in (x right, y down) pictures' terms of R
+    angle: float  # radians; with y pointing down, a positive angle turns the picture clockwise
     src_center: tuple[float, float]
     dst_center: tuple[float, float]
 
@@ -79,11 +79,12 @@ def warp(image: torch.Tensor, similarity: Similarity, size: tuple[int, int], mod
     if similarity.scale < 1:
         shrunk = (max(1, round(height * similarity.scale)), max(1, round(width * similarity.scale)))
         image = F.interpolate(image, size=shrunk, mode="bilinear", antialias=True, align_corners=False)
-    rows = torch.arange(size[0], dtype=image.dtype, device=image.device) + 0.5
-    cols = torch.arange(size[1], dtype=image.dtype, device=image.device) + 0.5
+    # coordinates in float32 even for half-precision images (float16 quantises 2048 px to 2 px steps)
+    rows = torch.arange(size[0], dtype=torch.float32, device=image.device) + 0.5
+    cols = torch.arange(size[1], dtype=torch.float32, device=image.device) + 0.5
     grid_y, grid_x = torch.meshgrid(rows, cols, indexing="ij")
     src_x, src_y = similarity.source_of(grid_x, grid_y)
-    grid = torch.stack([2 * src_x / width - 1, 2 * src_y / height - 1], dim=-1)
+    grid = torch.stack([2 * src_x / width - 1, 2 * src_y / height - 1], dim=-1).to(image.dtype)
     return F.grid_sample(image, grid.expand(image.shape[0], -1, -1, -1), mode=mode, padding_mode=padding,
                          align_corners=False)
 
@@ -205,7 +206,8 @@ RestoreFn = Callable[..., Restoration]
 def frame_noise(kwargs: dict, to_frame: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> dict:
     """``kwargs`` with ``sigma_y`` as the warp leaves it: resampling averages the measurement's
     noise (a 2.5x shrink divides its std by about five), and the frame's solver must be told the
-    level it sees. Measured by warping seeded unit noise of ``y``'s shape."""
+    level it sees. Measured by warping seeded unit noise of ``y``'s shape. (Colorization's
+    whole-photo member of the batch, shrunk further, gets the face's level too: one level per call.)"""
     sigma_y = kwargs.get("sigma_y", 0.0)
     if not sigma_y:
         return kwargs
@@ -218,6 +220,8 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
     """Restore one photo's measurement ``y`` (1 x C x h x w) with its face in the prior's frame (see the module)."""
     from .pipeline import bicubic_upsample
 
+    if y.shape[0] != 1:
+        raise ValueError(f"restore_face restores one photo at a time (its own face plan), got a batch of {y.shape[0]}")
     size = template.size
     height, width = operator.image_shape(y)
     to_photo = plan.to_frame.inverse()
@@ -256,8 +260,10 @@ def face_template(prior) -> FaceTemplate | None:
     """The face framing ``prior`` was trained on (from its preset), or None for priors whose framing is unknown."""
     from .models.presets import find_preset
 
-    preset = find_preset(str(getattr(prior, "info", {}).get("preset") or getattr(prior, "name", "")))
-    return preset.face_template if preset else None
+    preset = find_preset(getattr(prior, "info", {}).get("preset") or "")
+    template = preset.face_template if preset else None
+    resolution = getattr(prior, "resolution", None)
+    return template if template and resolution == (template.size, template.size) else None
 
 
 __all__ = [

@@ -203,17 +203,18 @@ def plan_framing(item: Item, prior, frame: str) -> None:
                        "fractured (crop the photo to the face, or --frame tiles to silence this)")
         return
     face_px = item.face.face.box[2]
+    larger = "a prior trained on larger faces (a 256 x 256 face model such as celeba_hq.ckpt, with --frame tiles)"
     if item.face.frame_scale == 1 and getattr(item.operator, "scale", 1) > 1:
         report_warning(
-            f"{item.path}: its face is {face_px / item.operator.scale:.0f} px wide in the input, about as large as the "
-            f"built-in prior's faces ({template.width:.0f} px in its {side} x {side} frame): the prior has no detail "
+            f"{item.path}: its face is {face_px / item.operator.scale:.0f} px wide in the input, as large as the "
+            f"prior's faces ({template.width:.0f} px in its {side} x {side} frame) or larger: the prior has no detail "
             "to add, so the result is the bicubic upsampling made consistent with the measurement; real detail "
-            "at this size needs a prior of larger faces (e.g. --model celeba_hq.ckpt, 256 x 256)")
+            f"at this size needs {larger}")
     elif item.face.magnification > 1.5:
         report_warning(
             f"{item.path}: its face ({face_px} px wide in the result) is restored in the prior's {side} x {side} frame "
             f"and enlarged {item.face.magnification:.1f}x into the result: detail finer than the prior's {side} x {side} "
-            "faces is not restored (for that, a prior of larger faces, e.g. --model celeba_hq.ckpt)")
+            f"faces is not restored (for that, {larger})")
 
 
 def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, method: str = "ssd", nfe: int = 30,
@@ -233,10 +234,11 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     hparams = dict(hparams or {})
     if sigma_y > 0:
         hparams["sigma_y"] = sigma_y
+    outcome = Outcome()
+    previous_max_batch = getattr(prior, "max_batch", None)
     if hasattr(prior, "max_batch"):
         prior.max_batch = batch_size
-    outcome = Outcome()
-    with output_dir(out) as folder:
+    with output_dir(out) as folder, _restored(prior, "max_batch", previous_max_batch):
         todo = plan_outputs(files, folder, overwrite, outcome)
         pending: list[Item] = []
         progress = Progress(prior, len(todo))
@@ -265,6 +267,16 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     return outcome
 
 
+@contextlib.contextmanager
+def _restored(target, attribute: str, value) -> Iterator[None]:
+    """Set ``target.attribute`` back to ``value`` on the way out (when it has the attribute)."""
+    try:
+        yield
+    finally:
+        if hasattr(target, attribute):
+            setattr(target, attribute, value)
+
+
 class Progress:
     """Progress over network forwards (a call is one forward per ``max_batch`` images or tiles).
 
@@ -288,8 +300,8 @@ class Progress:
         total, inputs = calls * per_call, calls * inputs_per_call
         if total >= self.ANNOUNCE_FORWARDS:
             estimate = f", about {self.seconds_per_input * inputs / 60:.1f} min" if self.seconds_per_input else ""
-            tqdm.write(f"{name}: {inputs_per_call} tiles per network call, {calls} calls: {total} network forwards "
-                       f"of at most {max_batch}{estimate}")
+            tqdm.write(f"{name}: {inputs_per_call} images or tiles per network call, up to {calls} calls: {total} "
+                       f"network forwards of at most {max_batch}{estimate}")
         bar = tqdm(total=total, desc=f"[{self.images_done + 1}/{self.images}] {name}", unit="forward",
                    disable=None, leave=False)
         started = last_log = time.perf_counter()
@@ -352,7 +364,7 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
             report_error(f"{item.path}: the restoration contains NaN or Inf values; nothing was written for it")
             outcome.failed += 1
             continue
-        line = f"{item.path.name}: {method}, {result.nfe} network calls, {seconds:.1f} s"
+        line = f"{item.path.name}: {method}, {result.nfe} network calls, {seconds / len(items):.1f} s"
         if face is not None:
             line += (f", face restored in the prior's frame (x{face.frame_scale} SR there)" if result.extras["face_restored"]
                      else ", face kept at the input's detail")

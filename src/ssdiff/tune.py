@@ -84,15 +84,15 @@ def find_preset(presets: dict[str, Any] | None, prior_name: str, task: str, nfe:
 
     The preset of the largest tuned budget not above ``nfe`` (its generation gets the extra
     calls); without one, :data:`UNTUNED`, with a warning. Super-resolution by a factor the
-    built-in presets lack (the face frame's x2, say) takes those of the nearest tuned factor. A
-    preset file made for another prior or without this task is an error.
+    presets lack (the face frame's x2, say) takes those of the nearest tuned factor. A preset
+    file made for another prior or without this task is an error.
     """
     if presets is not None and presets["prior"] != prior_name:
         raise ValueError(f"the presets were tuned for the prior {presets['prior']!r}, not {prior_name!r}")
     by_task = (presets or {}).get("presets", {})
-    if presets is not None and presets.get("source") == "file" and task not in by_task:
-        raise ValueError(f"the preset file has no preset for the task {task!r} (it has: {', '.join(presets['presets'])})")
     tuned_for = task if task in by_task else nearest_scale(task, by_task)
+    if presets is not None and presets.get("source") == "file" and tuned_for is None:
+        raise ValueError(f"the preset file has no preset for the task {task!r} (it has: {', '.join(presets['presets'])})")
     by_budget = by_task.get(tuned_for)
     budgets = sorted(int(b) for b in by_budget or {} if int(b) <= nfe)
     if not budgets:
@@ -108,7 +108,8 @@ def nearest_scale(task: str, tasks: Any) -> str | None:
     base, params = parse_task(task)
     if "scale" not in params:
         return None
-    same = [(other, parse_task(other)[1]["scale"]) for other in tasks if parse_task(other)[0] == base]
+    same = [(other, parse_task(other)[1]["scale"]) for other in tasks
+            if parse_task(other)[0] == base and "scale" in parse_task(other)[1]]
     return min(same, key=lambda pair: abs(math.log(pair[1] / params["scale"])), default=(None,))[0]
 
 

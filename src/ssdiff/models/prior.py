@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,11 +82,6 @@ class DiffusionPrior:
             return 1
         return (len(_tile_starts(height, min(self.resolution[0], height)))
                 * len(_tile_starts(width, min(self.resolution[1], width))))
-
-    def forwards_per_call(self, batch: int, height: int, width: int) -> int:
-        """Network forwards one call makes for a batch of images of this size."""
-        inputs = batch * self.tiles_per_image(height, width)
-        return math.ceil(inputs / self.max_batch) if self.max_batch else 1
 
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(t) or t.ndim == 0:
