@@ -107,7 +107,9 @@ def main() -> None:
                 panels.append(row_panels)
         if panels:
             figure = [render(row, zoom=1) for row in panels]
-            canvas = np.concatenate([np.asarray(f)[:, : min(x.width for x in figure)] for f in figure], axis=0)
+            widest = max(f.width for f in figure)
+            canvas = np.concatenate([np.pad(np.asarray(f), ((0, 0), (0, widest - f.width), (0, 0)), constant_values=255)
+                                     for f in figure], axis=0)
             buffer = io.BytesIO()
             Image.fromarray(canvas).save(buffer, format="PNG")
             write_bytes(buffer.getvalue(), out / f"photos_{task}.png")
