@@ -187,6 +187,7 @@ def test_progress_logs_lines_when_not_a_terminal_and_announces_large_work(tiny_d
             tiny_ddpm(x, 500)
     captured = capsys.readouterr()
     assert f"big.png: {tiles} images or tiles per network call, up to 3 calls" in captured.out
+    assert " min" in captured.out  # an estimate of the time, measured before the work starts
     assert "network forwards" in captured.err and "s left" in captured.err  # stderr is not a terminal here
     assert tiny_ddpm.on_forward is None and progress.seconds_per_input > 0
 

@@ -292,6 +292,17 @@ class Progress:
         self.prior, self.images, self.images_done = prior, images, 0
         self.seconds_per_input: float | None = None  # measured on the batches so far
 
+    def measure(self, batch: int) -> float | None:
+        """Seconds per image of one network forward at the prior's resolution (for the first estimate)."""
+        resolution = getattr(self.prior, "resolution", None)
+        if resolution is None:
+            return None
+        x = torch.zeros(batch, 3, *resolution, device=getattr(self.prior, "device", "cpu"))
+        with torch.no_grad():
+            started = time.perf_counter()
+            self.prior(x, 500)
+        return (time.perf_counter() - started) / batch
+
     @contextlib.contextmanager
     def batch(self, name: str, calls: int, inputs_per_call: int) -> Iterator[None]:
         """Count the forwards of ``calls`` network calls of ``inputs_per_call`` images or tiles each."""
@@ -299,6 +310,8 @@ class Progress:
         per_call = -(-inputs_per_call // max_batch)
         total, inputs = calls * per_call, calls * inputs_per_call
         if total >= self.ANNOUNCE_FORWARDS:
+            if self.seconds_per_input is None:
+                self.seconds_per_input = self.measure(min(max_batch, inputs_per_call))
             estimate = f", about {self.seconds_per_input * inputs / 60:.1f} min" if self.seconds_per_input else ""
             tqdm.write(f"{name}: {inputs_per_call} images or tiles per network call, up to {calls} calls: {total} "
                        f"network forwards of at most {max_batch}{estimate}")
