@@ -3,9 +3,11 @@
     python benchmarks/few_step.py --bench ../runs/bench_few_step/main ../runs/bench_few_step/inpaint_refs \
         --embryo ../runs/bench_few_step/embryo --plots benchmarks/few_step
 
-The 100-NFE rows of SR, colorization and deblurring are those of benchmarks/celeba64.md: the same
-200 faces, measurements, seeds and code path (DDNM, DDRM, PiGDM and SSD at 100 NFEs are unchanged),
-so they are read from that document's tables rather than recomputed (7 hours on this machine).
+The 30- and 100-NFE rows of SR, colorization and deblurring are those of benchmarks/celeba64.md: the
+same 200 faces, measurements, seeds and code path (DDNM, DDRM, PiGDM and SSD are unchanged), so they
+are read from that document's tables rather than recomputed (7 hours on this machine); their
+seconds per image come from that run (0.022 s per image-call against 0.0165 here), so
+benchmarks/few_step.md also times a subset of them in one run with ssd-fast.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from ssdiff.bench import pareto_front, plot_frontier
 
 HERE = Path(__file__).resolve().parent
 TASK_COLUMNS = {"SR x4": "sr_bicubic4", "SR x8": "sr_bicubic8", "colorization": "colorization", "deblurring": "deblur_gauss"}
-REFERENCES = ("ddnm@100", "ddrm@100", "pigdm@100", "ssd@100")
+REFERENCES = ("ddnm@100", "ddrm@100", "pigdm@100", "ssd@100", "ddnm@30", "ddrm@30", "pigdm@30", "ssd@30")
 
 
 def references_from_celeba64(doc: Path) -> list[dict]:
-    """The 100-NFE rows of celeba64.md's quality tables, with its measured seconds per image."""
+    """The 30- and 100-NFE rows of celeba64.md's quality tables, with its measured seconds per image."""
     text = doc.read_text()
-    seconds = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (\S+@100) \| \d+ \| \d+ \| ([\d.]+) \|", text, re.MULTILINE)}
+    seconds = {m.group(1): float(m.group(2))
+               for m in re.finditer(r"^\| (\S+@(?:30|100)) \| \d+ \| \d+ \| ([\d.]+) \|", text, re.MULTILINE)}
     rows = []
     for table in re.findall(r"(\| method@NFE \|.*?)(?:\n\n|\Z)", text, re.DOTALL):
         lines = table.strip().splitlines()
@@ -41,9 +44,9 @@ def references_from_celeba64(doc: Path) -> list[dict]:
                     continue
                 row = next((r for r in rows if r["task"] == TASK_COLUMNS[task] and r["row"] == cells[0]), None)
                 if row is None:
-                    method = cells[0].split("@")[0]
-                    row = {"task": TASK_COLUMNS[task], "row": cells[0], "method": method, "nfe_budget": 100,
-                           "NFE": 99 if method == "ssd" else 100, "consistency": None,
+                    method, budget = cells[0].split("@")
+                    row = {"task": TASK_COLUMNS[task], "row": cells[0], "method": method, "nfe_budget": int(budget),
+                           "NFE": int(budget) - (method == "ssd"), "consistency": None,
                            "seconds_per_image": seconds.get(cells[0]), "source": "celeba64.md"}
                     rows.append(row)
                 row[metric] = float(value)
@@ -100,11 +103,40 @@ def targets(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def timing_table(rows: list[dict]) -> str:
+    """Seconds per image of methods timed in one process, and each against the fastest 100-call reference."""
+    reference = min((r["seconds_per_image"] for r in rows if r["nfe_budget"] == 100), default=None)
+    lines = ["| method@NFE | calls | s/image | s per call | time against the fastest 100-call method | PSNR | SWD |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in sorted(rows, key=lambda r: r["seconds_per_image"]):
+        share = f"{r['seconds_per_image'] / reference:.2f}" if reference else ""
+        lines.append(f"| {r['row']} | {r['NFE']} | {r['seconds_per_image']:.3f} | {r['seconds_per_image'] / r['NFE']:.4f} | "
+                     f"{share} | {r['PSNR']:.2f} | {r['SWD']:.2f} |")
+    return "\n".join(lines)
+
+
+def presets_table(path: Path) -> str:
+    """The shipped presets, budget by budget, with what each search cost."""
+    presets = json.loads(path.read_text())["presets"]
+    header = ("| task | NFE | sampler | spacing | t0 | eta | inversion calls | ddim_eta | PSNR / SWD (16 tuning faces) "
+              "| configurations scored | network calls | minutes |")
+    lines = [header, "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for task, budgets in presets.items():
+        for budget in sorted(budgets, key=int):
+            entry = budgets[budget]
+            c, search = entry["config"], entry["search"]
+            lines.append(f"| {task} | {budget} | {c['sampler']} | {c['spacing']} | {c['t0']} | {c['eta']} | "
+                         f"{c['inversion_calls']} | {c.get('ddim_eta', '')} | {entry['psnr']:.2f} / {entry['swd']:.1f} | "
+                         f"{search['evaluations']} | {search['network_calls']} | {search['minutes']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench", nargs="+", type=Path, required=True, help="ssdiff bench output folders")
     parser.add_argument("--embryo", type=Path, help="the bench folder of the Embryo ablation")
     parser.add_argument("--plots", type=Path, help="write frontier_<task>.png here")
+    parser.add_argument("--timing", type=Path, help="a bench folder timing ssd-fast and the references in one run")
     args = parser.parse_args()
     rows = load_rows(args.bench) + references_from_celeba64(HERE / "celeba64.md")
     for task in dict.fromkeys(r["task"] for r in rows):
@@ -119,6 +151,9 @@ def main() -> None:
     print("\n### Targets\n\n" + targets(rows))
     if args.embryo:
         print("\n### Embryo ablation\n\n" + task_table(load_rows([args.embryo])))
+    print("\n### Presets\n\n" + presets_table(HERE.parent / "src" / "ssdiff" / "presets" / "celeba64.json"))
+    if args.timing:
+        print("\n### Timed in one run\n\n" + timing_table(load_rows([args.timing])))
 
 
 if __name__ == "__main__":
