@@ -154,6 +154,11 @@ def test_runner_frames_faces_and_warns_about_scale_or_missing_faces(celeba64, po
     captured = capsys.readouterr()
     assert "face.png: ssd-fast, 4 network calls" in captured.out and "face restored in the prior's frame (x4 SR there)" in captured.out
     assert "noface.png: no face found" in captured.err
+    kept = restore_files([folder / "face.png"], tmp_path / "x2", celeba64, TaskSpec("sr_bicubic", {"scale": 2}),
+                         method="ssd", nfe=10, from_clean=True)
+    captured = capsys.readouterr()
+    assert kept.done == 1 and "face.png: ssd, 0 network calls" in captured.out and "face kept at the input's detail" in captured.out
+    assert "the prior has no detail to add" in captured.err and "celeba_hq" in captured.err  # said, with the way out
     tiles = restore_files([folder / "noface.png"], tmp_path / "tiles", celeba64, TaskSpec("sr_bicubic", {"scale": 8}),
                           method="ssd-fast", nfe=4, from_clean=True, frame="tiles")
     assert tiles.done == 1 and "no face found" not in capsys.readouterr().err

@@ -206,8 +206,8 @@ def plan_framing(item: Item, prior, frame: str) -> None:
     larger = "a prior trained on larger faces (a 256 x 256 face model such as celeba_hq.ckpt, with --frame tiles)"
     if item.face.frame_scale == 1 and getattr(item.operator, "scale", 1) > 1:
         report_warning(
-            f"{item.path}: its face is {face_px / item.operator.scale:.0f} px wide in the input, as large as the "
-            f"prior's faces ({template.width:.0f} px in its {side} x {side} frame) or larger: the prior has no detail "
+            f"{item.path}: its face is already {face_px / item.operator.scale:.0f} px wide in the input, about the size "
+            f"of the prior's faces ({template.width:.0f} px in its {side} x {side} frame) or larger: the prior has no detail "
             "to add, so the result is the bicubic upsampling made consistent with the measurement; real detail "
             f"at this size needs {larger}")
     elif item.face.magnification > 1.5:
