@@ -141,3 +141,15 @@ def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
     (tmp_path / "celeba64").mkdir()  # e.g. a training run folder
     monkeypatch.chdir(tmp_path)
     assert load_model("celeba64").name == "celeba64"
+
+
+def test_channels_last_is_the_cpu_default_and_changes_nothing_but_speed(golden, model_configs):
+    path, config = golden / "ddpm_model_small.safetensors", model_configs["ddpm_model_small"]
+    fast = load_model(path, config=config)
+    plain = load_model(path, config=config, channels_last=False)
+    assert fast.channels_last and not plain.channels_last
+    x = torch.randn(3, 3, 40, 48, generator=torch.Generator().manual_seed(0))  # padded and tiled too
+    for t in (10, 500, 999):
+        out = fast(x, t)
+        assert out.is_contiguous() and (out - plain(x, t)).abs().max() < 1e-5
+    assert not fast.use_channels_last(False).channels_last  # and back
