@@ -153,3 +153,36 @@ def test_channels_last_is_the_cpu_default_and_changes_nothing_but_speed(golden, 
         out = fast(x, t)
         assert out.is_contiguous() and (out - plain(x, t)).abs().max() < 1e-5
     assert not fast.use_channels_last(False).channels_last  # and back
+
+
+def test_compile_falls_back_to_eager_with_one_warning(tiny_ddpm, monkeypatch):
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    expected = tiny_ddpm(x, 300)
+
+    def cannot_compile(module):
+        def compiled(*args):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found\nmore detail")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", cannot_compile)
+    try:
+        tiny_ddpm.compile()
+        with pytest.warns(UserWarning, match="torch.compile failed .*InvalidCxxCompiler.*without compiling"):
+            out = tiny_ddpm(x, 300)
+        assert torch.equal(out, expected) and tiny_ddpm.compiled is None
+        assert torch.equal(tiny_ddpm(x, 300), expected)  # no second warning: eager from then on
+    finally:
+        tiny_ddpm.compiled = None
+
+
+def test_compiled_network_matches_eager(golden, model_configs):
+    path, config = golden / "ddpm_model_small.safetensors", model_configs["ddpm_model_small"]
+    eager = load_model(path, config=config)
+    compiled = load_model(path, config=config, compile=True)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback would warn: here it must really compile
+        out = compiled(x, 500)
+    assert compiled.compiled is not None and (out - eager(x, 500)).abs().max() < 1e-4

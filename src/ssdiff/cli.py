@@ -133,6 +133,9 @@ def add_restore_parser(subparsers) -> None:
                    "images or tiles that go through the network at once: it bounds memory (default 8); "
                    "faster, and the results do not change: every image draws its own noise from --seed")
     p.add_argument("--fp16", action="store_true", help="run the network in float16 (CUDA only)")
+    p.add_argument("--compile", action="store_true", help="run the network through torch.compile (compiles at the "
+                   "first call of each shape; falls back with a warning where it cannot; on this project's 2-core CPU "
+                   "it did not pay off on top of the default channels-last layout)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.set_defaults(func=run_restore)
 
@@ -145,7 +148,8 @@ def load_prior(args: argparse.Namespace):
     if not args.model:
         print("no --model given: using the built-in 64x64 face prior 'celeba64'")
     dtype = torch.float16 if getattr(args, "fp16", False) else torch.float32
-    return load_model(args.model or "celeba64", device=args.device, config=read_config(args.config), dtype=dtype)
+    return load_model(args.model or "celeba64", device=args.device, config=read_config(args.config), dtype=dtype,
+                      compile=getattr(args, "compile", False))
 
 
 def run_restore(args: argparse.Namespace) -> int:

@@ -176,7 +176,7 @@ def _load_diffusers_folder(folder: Path) -> tuple[UNet2DModel, dict[str, Any], N
 
 def load_model(source: str | os.PathLike = "celeba64", device: str | torch.device | None = "cpu",
                config: Mapping[str, Any] | None = None, dtype: torch.dtype = torch.float32,
-               channels_last: bool | None = None) -> DiffusionPrior:
+               channels_last: bool | None = None, compile: bool = False) -> DiffusionPrior:
     """Load a pretrained epsilon-prediction network as a :class:`DiffusionPrior`.
 
     ``source`` is a preset name (``"celeba64"``, ``"openai-256-uncond"``, ``"celeba-hq-256"``), a
@@ -185,7 +185,8 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
     names (see ``golden/model_configs.json``) when the shapes do not determine the network.
     ``channels_last`` runs the network in channels-last memory layout; by default on the CPU,
     where it made a call of the built-in prior 1.17-1.55x cheaper (batches 1-32) with outputs
-    equal to 1e-5, and not elsewhere until measured there.
+    equal to 1e-5, and not elsewhere until measured there. ``compile`` runs it through
+    ``torch.compile`` (see :meth:`DiffusionPrior.compile`; falls back with a warning).
     Never downloads; raises :class:`CheckpointError` with the file and the problem otherwise.
     """
     device = resolve_device(device)
@@ -224,7 +225,8 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
     prior = DiffusionPrior(network=network, image_size=image_size, schedule=schedule,
                            eps_channels=min(in_channels, out_channels),
                            name=info.get("preset") or Path(str(path)).name, info=info)
-    return prior.use_channels_last(device.type == "cpu" if channels_last is None else channels_last)
+    prior.use_channels_last(device.type == "cpu" if channels_last is None else channels_last)
+    return prior.compile() if compile else prior
 
 
 def _find_preset_file(preset: Preset) -> Path:

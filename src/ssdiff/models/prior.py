@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ class DiffusionPrior:
     tiling: bool = True  # images larger than the training resolution are processed in tiles
     max_batch: int | None = 16  # images or tiles per network forward (None: all at once)
     channels_last: bool = False  # the network's memory layout (see use_channels_last)
+    compiled: Any = field(default=None, repr=False)  # torch.compile of the network (see compile)
     on_forward: Callable[[int], None] | None = None
 
     @property
@@ -83,6 +85,29 @@ class DiffusionPrior:
         self.network.to(memory_format=torch.channels_last if on else torch.contiguous_format)
         self.channels_last = on
         return self
+
+    def compile(self) -> DiffusionPrior:
+        """Run the network through ``torch.compile`` (compiled at the first call of each shape).
+
+        Where it cannot compile (no C++ compiler, an unsupported operation), the first call says
+        so in one warning and the network runs eagerly from then on. Measured on the 2-core CPU
+        with the built-in prior: 1.17x cheaper calls in the default layout, 0.93x (slower) on top
+        of channels-last, after 33-54 s of compilation; so it is not a default.
+        """
+        self.compiled = torch.compile(self.network)
+        return self
+
+    def _network(self, x_t: torch.Tensor, t: torch.Tensor):
+        if self.compiled is None:
+            return self.network(x_t, t)
+        try:
+            return self.compiled(x_t, t)
+        except Exception as error:  # noqa: BLE001 - whatever stopped the compiler, eager still works
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            warnings.warn(f"{self.name}: torch.compile failed ({type(error).__name__}: {message[:200]}); "
+                          "running the network without compiling", stacklevel=4)
+            self.compiled = None
+            return self.network(x_t, t)
 
     def tiles_per_image(self, height: int, width: int) -> int:
         """How many tiles one call sees for an image of this size (1 when it is not tiled)."""
@@ -131,7 +156,7 @@ class DiffusionPrior:
             x_t = F.pad(x_t, (0, pad_w, 0, pad_h), mode=mode)
         if self.channels_last:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
-        out = self.network(x_t.to(self.dtype), t.to(x_t.device))
+        out = self._network(x_t.to(self.dtype), t.to(x_t.device))
         out = getattr(out, "sample", out).contiguous()  # diffusers returns an output object
         if self.on_forward:
             self.on_forward(x_t.shape[0])
