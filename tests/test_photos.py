@@ -243,3 +243,16 @@ def test_restore_face_passes_the_frame_noise_level_and_takes_one_photo(celeba64,
 def test_the_face_template_belongs_to_the_built_in_prior_only(celeba64, tiny_ddpm):
     assert face_template(celeba64) == TEMPLATE
     assert face_template(tiny_ddpm) is None  # another network: its framing is unknown, photos go in tiles
+
+
+def test_a_face_cut_by_the_border_is_still_restored_consistently(celeba64):
+    from skimage import data
+
+    photo = pil_to_tensor(Image.fromarray(data.astronaut()[:240, 150:390]))[None]  # the face's left side at the edge
+    operator = ssdiff.get_operator("sr_bicubic", image_size=(240, 240), scale=8)
+    y = operator.A(photo)
+    plan = plan_face(TEMPLATE, operator, y[0])
+    assert plan is not None and plan.face.box[0] < 30
+    result = restore_face(celeba64, operator, y, plan, TEMPLATE, ssdiff.restore, method="ssd-fast", nfe=4, seed=0)
+    assert torch.isfinite(result.image).all() and (operator.A(result.image) - y).abs().mean() < 1e-4
+    assert psnr(result.image[0].clamp(-1, 1), photo[0]) > psnr(bicubic_upsample(y, operator)[0], photo[0])
