@@ -13,6 +13,26 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(os.environ.get("SSDIFF_GOLDEN", REPO.parent / "shared" / "golden"))
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption("--device", default="cpu", help="where the tests that take a device (the device_ddpm and "
+                     "device_images fixtures) run: cpu (default), cuda, mps")
+
+
+def pytest_configure(config) -> None:
+    """An unusable --device stops the run before any test, with the reason."""
+    from ssdiff.models.loading import resolve_device
+
+    try:
+        config.test_device = resolve_device(config.getoption("--device"))
+    except Exception as error:  # noqa: BLE001 - whatever makes the device unusable is the message
+        raise pytest.UsageError(f"--device: {error}") from None
+
+
+@pytest.fixture(scope="session")
+def device(request) -> torch.device:
+    return request.config.test_device
+
+
 @pytest.fixture(autouse=True)
 def seeded_global_rng() -> None:
     """Every test starts from the same global RNG state, so none passes or fails by the draw."""
@@ -40,6 +60,20 @@ def tiny_ddpm(golden: Path, model_configs: dict):
     import ssdiff
 
     return ssdiff.load_model(golden / "ddpm_model_small.safetensors", config=model_configs["ddpm_model_small"])
+
+
+@pytest.fixture(scope="session")
+def device_ddpm(golden: Path, model_configs: dict, device: torch.device):
+    """The golden tiny network on ``--device`` (the solvers' real-network tests run there)."""
+    import ssdiff
+
+    return ssdiff.load_model(golden / "ddpm_model_small.safetensors", config=model_configs["ddpm_model_small"],
+                             device=device)
+
+
+@pytest.fixture()
+def device_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return images.to(device)
 
 
 @pytest.fixture()

@@ -10,27 +10,27 @@ EXPECTED_CALLS = {"ssd": 9, "ssd+": 9, "ssd-attn": 9, "ddim-inversion": 9, "sded
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_every_method_on_a_real_network(tiny_ddpm, images, method):
+def test_every_method_on_a_real_network(device_ddpm, device_images, method):
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
-    y = op.A(images)
-    first = restore(tiny_ddpm, op, y, method=method, nfe=10, seed=1)
-    assert first.image.shape == images.shape and torch.isfinite(first.image).all()
+    y = op.A(device_images)
+    first = restore(device_ddpm, op, y, method=method, nfe=10, seed=1)
+    assert first.image.shape == device_images.shape and torch.isfinite(first.image).all()
     assert first.nfe == EXPECTED_CALLS.get(method, 10)
-    again = restore(tiny_ddpm, op, y, method=method, nfe=10, seed=1)
+    again = restore(device_ddpm, op, y, method=method, nfe=10, seed=1)
     assert torch.equal(first.image, again.image)
-    other = restore(tiny_ddpm, op, y, method=method, nfe=10, seed=2)
+    other = restore(device_ddpm, op, y, method=method, nfe=10, seed=2)
     assert not torch.equal(first.image, other.image)
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_results_do_not_depend_on_the_batch(tiny_ddpm, images, method):
+def test_results_do_not_depend_on_the_batch(device_ddpm, device_images, method):
     # every batch element draws its noise from its own generator: an image restored alone and
     # in a batch with the same seed comes out the same, whatever the method
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
-    y = op.A(images)
-    both = restore(tiny_ddpm, op, y, method=method, nfe=6, seed=3).image
-    second = restore(tiny_ddpm, op, y[1:], method=method, nfe=6, seed=3).image
-    per_image = restore(tiny_ddpm, op, y, method=method, nfe=6, seed=[5, 3]).image
+    y = op.A(device_images)
+    both = restore(device_ddpm, op, y, method=method, nfe=6, seed=3).image
+    second = restore(device_ddpm, op, y[1:], method=method, nfe=6, seed=3).image
+    per_image = restore(device_ddpm, op, y, method=method, nfe=6, seed=[5, 3]).image
     # equal up to float rounding (batched matrix products round differently; the random test
     # network lets some methods grow large values, hence a tolerance relative to the largest)
     tolerance = 1e-4 + 1e-5 * second.abs().max()
@@ -48,11 +48,11 @@ def test_projection_methods_agree_with_y(method, tolerance, task, options):
     assert (op.A(result.image) - y).abs().mean() < tolerance
 
 
-def test_dps_gradients_flow_through_the_network(tiny_ddpm, images):
+def test_dps_gradients_flow_through_the_network(device_ddpm, device_images):
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
-    y = op.A(images)
-    guided = restore(tiny_ddpm, op, y, method="dps", nfe=6, seed=0)
-    unguided = restore(tiny_ddpm, op, y, method="dps", nfe=6, seed=0, zeta=0.0)
+    y = op.A(device_images)
+    guided = restore(device_ddpm, op, y, method="dps", nfe=6, seed=0)
+    unguided = restore(device_ddpm, op, y, method="dps", nfe=6, seed=0, zeta=0.0)
     assert guided.extras["backward_passes"] == 6
     assert (guided.image - unguided.image).abs().max() > 1e-3
 

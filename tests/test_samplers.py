@@ -42,32 +42,32 @@ def test_first_order_dpm_solver_is_ddim(spacing):
     ("ddim", "da", 9), ("dpm-solver++", "da", 9), ("sde-dpm-solver++", "da", 9), ("unipc", "da", 9),
     ("edict", "da", 9), ("dpm-solver++", "edict", 10), ("edict", "edict", 10),
 ])
-def test_nfe_is_exact_for_every_sampler(tiny_ddpm, images, sampler, inversion, calls):
+def test_nfe_is_exact_for_every_sampler(device_ddpm, device_images, sampler, inversion, calls):
     # nfe=10 splits into 2 inversion and 8 generation steps; EDICT's two calls per step halve its steps
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
     seen = []
-    result = restore(lambda x, t: seen.append(t) or tiny_ddpm(x, t), op, op.A(images), nfe=10, seed=0,
+    result = restore(lambda x, t: seen.append(t) or device_ddpm(x, t), op, op.A(device_images), nfe=10, seed=0,
                      sampler=sampler, inversion=inversion)
     assert result.nfe == len(seen) == calls
     assert torch.isfinite(result.image).all()
 
 
 @pytest.mark.parametrize("sampler", MULTISTEP)
-def test_ddnm_takes_the_fast_samplers(tiny_ddpm, images, sampler):
+def test_ddnm_takes_the_fast_samplers(device_ddpm, device_images, sampler):
     op = get_operator("colorization", image_size=(32, 32))
-    y = op.A(images)
-    result = restore(tiny_ddpm, op, y, method="ddnm", nfe=5, seed=0, sampler=sampler)
+    y = op.A(device_images)
+    result = restore(device_ddpm, op, y, method="ddnm", nfe=5, seed=0, sampler=sampler)
     assert result.nfe == 5 and result.extras["steps"] == spaced_steps("trailing", 999, 5)
     assert (op.A(result.image) - y).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
-def test_seeded_runs_are_reproducible(tiny_ddpm, images, sampler):
+def test_seeded_runs_are_reproducible(device_ddpm, device_images, sampler):
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
-    y = op.A(images)
-    first = restore(tiny_ddpm, op, y, nfe=8, seed=4, sampler=sampler).image
-    assert torch.equal(first, restore(tiny_ddpm, op, y, nfe=8, seed=4, sampler=sampler).image)
-    other = restore(tiny_ddpm, op, y, nfe=8, seed=5, sampler=sampler).image
+    y = op.A(device_images)
+    first = restore(device_ddpm, op, y, nfe=8, seed=4, sampler=sampler).image
+    assert torch.equal(first, restore(device_ddpm, op, y, nfe=8, seed=4, sampler=sampler).image)
+    other = restore(device_ddpm, op, y, nfe=8, seed=5, sampler=sampler).image
     assert not torch.equal(first, other)  # DA inversion draws noise whatever the sampler
 
 

@@ -146,11 +146,11 @@ def test_ablations_run(truth):
     assert restore(GaussianPrior(), op, y, method="sdedit", nfe=30).nfe == 25  # no inversion calls
 
 
-def test_real_network_end_to_end(tiny_ddpm, images):
+def test_real_network_end_to_end(device_ddpm, device_images):
     op = get_operator("colorization", image_size=(32, 32))
-    result = restore(tiny_ddpm, op, op.A(images), nfe=10, seed=0)
-    assert result.image.shape == images.shape and result.nfe == 9
-    assert (op.A(result.image) - op.A(images)).abs().max() < 1e-4
+    result = restore(device_ddpm, op, op.A(device_images), nfe=10, seed=0)
+    assert result.image.shape == device_images.shape and result.nfe == 9
+    assert (op.A(result.image) - op.A(device_images)).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("task,options", [("sr_bicubic", {"scale": 4}), ("deblur_gauss", {}), ("colorization", {})])
