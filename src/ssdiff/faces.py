@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from .io import InputError
 from .models.presets import FaceTemplate
 from .operators import Colorization, LinearOperator, SeparableOperator, get_operator, parse_task
+from .pipeline import bicubic_upsample
 from .solvers.common import Restoration
 
 # Eye pairs tilted more than this are taken as false detections (the frontal cascade itself finds
@@ -179,7 +180,7 @@ def framable(operator: LinearOperator) -> bool:
 def plan_face(template: FaceTemplate, operator: LinearOperator, y: torch.Tensor) -> FacePlan | None:
     """Find the face in measurement ``y`` (C x h x w) and plan its restoration, or None without a face."""
     scale = getattr(operator, "scale", 1)
-    picture = y[None] if scale == 1 else F.interpolate(y[None], scale_factor=scale, mode="bicubic", align_corners=False)
+    picture = y[None] if scale == 1 else bicubic_upsample(y[None], operator)
     face = detect_face(picture[0].clamp(-1, 1))
     if face is None:
         return None
@@ -218,8 +219,6 @@ def frame_noise(kwargs: dict, to_frame: Callable[[torch.Tensor], torch.Tensor], 
 def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePlan, template: FaceTemplate,
                  restore_fn: RestoreFn, **kwargs) -> Restoration:
     """Restore one photo's measurement ``y`` (1 x C x h x w) with its face in the prior's frame (see the module)."""
-    from .pipeline import bicubic_upsample
-
     if y.shape[0] != 1:
         raise ValueError(f"restore_face restores one photo at a time (its own face plan), got a batch of {y.shape[0]}")
     size = template.size
