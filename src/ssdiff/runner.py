@@ -379,7 +379,8 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
             continue
         line = f"{item.path.name}: {method}, {result.nfe} network calls, {seconds / len(items):.1f} s"
         if face is not None:
-            line += (f", face restored in the prior's frame (x{face.frame_scale} SR there)" if result.extras["face_restored"]
+            sr = f" (x{face.frame_scale} SR there)" if getattr(operator, "scale", 1) > 1 else ""
+            line += (f", face restored in the prior's frame{sr}" if result.extras["face_restored"]
                      else ", face kept at the input's detail")
         consistent = consistency(operator, result.image[index : index + 1].clamp(-1, 1).cpu(), item.y[None].cpu())
         if item.truth is not None:
