@@ -154,12 +154,11 @@ def load_prior(args: argparse.Namespace):
 
 def run_restore(args: argparse.Namespace) -> int:
     from .io import collect_images
-    from .runner import FRAMES, TaskSpec, report_warning, restore_files
+    from .runner import TaskSpec, check_frame, report_warning, restore_files
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.frame not in FRAMES:
-        raise InputError(f"unknown frame {args.frame!r}; choose from: {', '.join(FRAMES)}")
+    check_frame(args.frame)  # before the model loads
     files = collect_images(args.inputs, on_skip=report_warning)
     spec = TaskSpec(args.task, operator_params(args))
     if args.jpeg is not None and not args.from_clean:

@@ -182,6 +182,11 @@ def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y:
 FRAMES = ("auto", "tiles")
 
 
+def check_frame(frame: str) -> None:
+    if frame not in FRAMES:
+        raise InputError(f"unknown frame {frame!r}; choose from: {', '.join(FRAMES)}")
+
+
 def plan_framing(item: Item, prior, frame: str) -> None:
     """Decide, before any work, how a photo larger than a face prior is restored, and say so.
 
@@ -228,17 +233,13 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     """
     from . import restore
 
-    if frame not in FRAMES:
-        raise InputError(f"unknown frame {frame!r}; choose from: {', '.join(FRAMES)}")
+    check_frame(frame)
     restore_fn = restore_fn or restore
     hparams = dict(hparams or {})
     if sigma_y > 0:
         hparams["sigma_y"] = sigma_y
     outcome = Outcome()
-    previous_max_batch = getattr(prior, "max_batch", None)
-    if hasattr(prior, "max_batch"):
-        prior.max_batch = batch_size
-    with output_dir(out) as folder, _restored(prior, "max_batch", previous_max_batch):
+    with output_dir(out) as folder, _temporarily(prior, "max_batch", batch_size):
         todo = plan_outputs(files, folder, overwrite, outcome)
         pending: list[Item] = []
         progress = Progress(prior, len(todo))
@@ -268,13 +269,18 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
 
 
 @contextlib.contextmanager
-def _restored(target, attribute: str, value) -> Iterator[None]:
-    """Set ``target.attribute`` back to ``value`` on the way out (when it has the attribute)."""
+def _temporarily(target, attribute: str, value) -> Iterator[None]:
+    """Set ``target.attribute`` to ``value`` inside the block, and back after it (targets without
+    the attribute, such as plain callables standing in for a prior, are left alone)."""
+    if not hasattr(target, attribute):
+        yield
+        return
+    previous = getattr(target, attribute)
+    setattr(target, attribute, value)
     try:
         yield
     finally:
-        if hasattr(target, attribute):
-            setattr(target, attribute, value)
+        setattr(target, attribute, previous)
 
 
 class Progress:
@@ -331,15 +337,10 @@ class Progress:
                       file=sys.stderr, flush=True)
                 last_log = now
 
-        watching = hasattr(self.prior, "on_forward")
-        previous = getattr(self.prior, "on_forward", None)
-        if watching:
-            self.prior.on_forward = advance
         try:
-            yield
+            with _temporarily(self.prior, "on_forward", advance):
+                yield
         finally:
-            if watching:
-                self.prior.on_forward = previous
             bar.close()
             if done:
                 self.seconds_per_input = (time.perf_counter() - started) / (done * inputs_per_call / per_call)

@@ -109,18 +109,26 @@ class DiffusionPrior:
             self.compiled = None
             return self.network(x_t, t)
 
+    def tiled(self, height: int, width: int) -> bool:
+        """Whether an image of this size goes through the network in tiles."""
+        return bool(self.tiling and self.image_size) and (height > self.resolution[0] or width > self.resolution[1])
+
+    def tile_grid(self, height: int, width: int) -> tuple[int, int, list[int], list[int]]:
+        """Tile height and width, and the tiles' row and column offsets, for an image of this size."""
+        tile_h, tile_w = min(self.resolution[0], height), min(self.resolution[1], width)
+        return tile_h, tile_w, _tile_starts(height, tile_h), _tile_starts(width, tile_w)
+
     def tiles_per_image(self, height: int, width: int) -> int:
         """How many tiles one call sees for an image of this size (1 when it is not tiled)."""
-        if not (self.tiling and self.image_size) or (height <= self.resolution[0] and width <= self.resolution[1]):
+        if not self.tiled(height, width):
             return 1
-        return (len(_tile_starts(height, min(self.resolution[0], height)))
-                * len(_tile_starts(width, min(self.resolution[1], width))))
+        _, _, rows, cols = self.tile_grid(height, width)
+        return len(rows) * len(cols)
 
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
-        height, width = x_t.shape[-2:]
-        if self.tiling and self.image_size and (height > self.resolution[0] or width > self.resolution[1]):
+        if self.tiled(*x_t.shape[-2:]):
             return self._tiled(x_t, t)
         return self._whole(x_t, t)
 
@@ -131,8 +139,7 @@ class DiffusionPrior:
         always sees the scale it was trained at and seams do not show (as in MultiDiffusion).
         """
         batch, _, height, width = x_t.shape
-        tile_h, tile_w = min(self.resolution[0], height), min(self.resolution[1], width)
-        rows, cols = _tile_starts(height, tile_h), _tile_starts(width, tile_w)
+        tile_h, tile_w, rows, cols = self.tile_grid(height, width)
         window = torch.outer(_sine_window(tile_h, x_t), _sine_window(tile_w, x_t))
         tiles = torch.cat([x_t[..., r : r + tile_h, c : c + tile_w] for r in rows for c in cols])
         eps_tiles = self._whole(tiles, t.repeat(len(rows) * len(cols)))
