@@ -208,7 +208,7 @@ def plan_framing(item: Item, prior, frame: str) -> None:
                        "fractured (crop the photo to the face, or --frame tiles to silence this)")
         return
     face_px = item.face.face.box[2]
-    larger = "a prior trained on larger faces (a 256 x 256 face model such as celeba_hq.ckpt, with --frame tiles)"
+    larger = "a prior trained on larger faces, such as a 256 x 256 face model (celeba_hq.ckpt) with --frame tiles"
     if item.face.frame_scale == 1 and getattr(item.operator, "scale", 1) > 1:
         report_warning(
             f"{item.path}: its face is already {face_px / item.operator.scale:.0f} px wide in the input, about the size "
@@ -219,7 +219,7 @@ def plan_framing(item: Item, prior, frame: str) -> None:
         report_warning(
             f"{item.path}: its face ({face_px} px wide in the result) is restored in the prior's {side} x {side} frame "
             f"and enlarged {item.face.magnification:.1f}x into the result: detail finer than the prior's {side} x {side} "
-            f"faces is not restored (for that, {larger})")
+            f"faces is not restored; for that, use {larger}")
 
 
 def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, method: str = "ssd", nfe: int = 30,
