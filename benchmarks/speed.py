@@ -6,6 +6,12 @@ The two public architectures are built with random weights in the shapes of thei
 runs in its own process, so the peak resident memory printed is its own.
 
     python benchmarks/speed.py --archs celeba64,celeba-hq-256,openai-256-uncond --batches 1,8
+
+``--levers`` instead times whole restorations of the built-in prior at batch 16 (4x SR of 16
+validation faces) with each lever that changes the cost of a call (memory layout, encoder
+reuse), in one process, and prints the cost per call as a ratio against eager contiguous float32:
+
+    python benchmarks/speed.py --levers --data ../shared/data/celeba_aligned
 """
 
 from __future__ import annotations
@@ -79,13 +85,57 @@ def measure(name: str, batches: list[int], repeats: int) -> dict:
     return row
 
 
+LEVERS = [  # (label, channels-last, reuse_encoder)
+    ("eager, contiguous", False, None),
+    ("channels-last (default)", True, None),
+    ("channels-last + reuse_encoder=2", True, 2),
+    ("channels-last + reuse_encoder=3", True, 3),
+    ("channels-last + reuse_encoder=4", True, 4),
+]
+
+
+def levers(data: str, budgets: list[tuple[str, int]], repeats: int) -> None:
+    """Seconds per call of whole restorations with each lever, against eager contiguous in the same run."""
+    import ssdiff
+    from ssdiff.bench import BenchConfig, load_truths
+    from ssdiff.metrics import psnr
+
+    prior = ssdiff.load_model("celeba64")
+    _, truths = load_truths(BenchConfig(data=data, out="", subset="8000:8016", crop_top=10), prior.resolution)
+    operator = ssdiff.get_operator("sr_bicubic", scale=4)
+    y = operator.A(truths)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU; 16 faces in one batch, "
+          f"best of {repeats}\n")
+    print("| method | lever | s per restoration | s per call | cheaper per call | PSNR (dB) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for method, nfe in budgets:
+        reference = None
+        for label, channels_last, reuse in LEVERS:
+            prior.use_channels_last(channels_last)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                result = ssdiff.restore(prior, operator, y, method=method, nfe=nfe, seed=list(range(16)),
+                                        reuse_encoder=reuse)
+                times.append(time.perf_counter() - started)
+            per_call = min(times) / result.nfe
+            reference = reference or per_call
+            print(f"| {method}@{nfe} | {label} | {min(times):.2f} | {per_call:.4f} | {reference / per_call:.2f}x | "
+                  f"{sum(map(psnr, result.image, truths)) / len(truths):.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default="celeba64,celeba-hq-256,openai-256-uncond")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls at batch 1 (median); larger batches: 1")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one architecture, JSON out
+    parser.add_argument("--levers", action="store_true", help="time restorations with each lever instead")
+    parser.add_argument("--data", default="../shared/data/celeba_aligned", help="--levers: the CelebA folder")
     args = parser.parse_args()
+    if args.levers:
+        levers(args.data, [("ssd", 30), ("ssd-fast", 10)], args.repeats)
+        return
     batches = [int(b) for b in args.batches.split(",")]
     if args.one:
         print(json.dumps(measure(args.one, batches, args.repeats)))

@@ -26,20 +26,28 @@ def add_task_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--scale", type=int, help="super-resolution factor (default 4)")
     p.add_argument("--blur-sigma", type=float, help="Gaussian blur width in pixels (default 15, the paper's)")
     p.add_argument("--kernel-size", type=int, help="blur kernel taps (default 9)")
-    p.add_argument("--mask", help="inpainting mask image, white = known pixels (default: a centre box)")
+    p.add_argument("--mask", help="inpainting mask image, white = known pixels; random:F, a fraction F of the pixels "
+                   "missing, drawn from --seed (default: a centre box)")
+    p.add_argument("--kernel", help="deblur_kernel and sr_kernel: the blur kernel, an image file (normalised to sum 1), "
+                   "gauss:SIGMA, motion:LENGTH,ANGLE (degrees) or disk:RADIUS")
     p.add_argument("--ratio", type=float, help="compressed sensing: fraction of coefficients kept (default 0.25)")
 
 
 def operator_params(args: argparse.Namespace) -> dict:
     """The operator options the user set (unset ones keep the operator's defaults)."""
-    names = {"scale": "scale", "blur_sigma": "sigma", "kernel_size": "kernel_size", "mask": "mask", "ratio": "ratio"}
-    return {param: getattr(args, opt) for opt, param in names.items() if getattr(args, opt, None) is not None}
+    names = {"scale": "scale", "blur_sigma": "sigma", "kernel_size": "kernel_size", "mask": "mask", "ratio": "ratio",
+             "kernel": "kernel"}
+    params = {param: getattr(args, opt) for opt, param in names.items() if getattr(args, opt, None) is not None}
+    if str(params.get("mask", "")).startswith("random:"):
+        params["seed"] = args.seed  # the random mask is drawn from --seed
+    return params
 
 
 def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default=None,
                    help="ssd (default; ssd-fast when --nfe is 10 or less), ssd+ (no back-projection below t=200), ssd-attn (with attention injection); "
-                   "the ablations ddim-inversion, sdedit, ssd-noproj; the baselines ddnm, ddrm, dps, pigdm, red-diff; "
+                   "the ablations ddim-inversion, sdedit, ssd-noproj; the baselines ddnm, ddrm, dps, pigdm, red-diff, "
+                   "dds (conjugate-gradient data consistency: any operator); "
                    "the few-step baselines diffpir, cm4ir; ssd-fast (SSD as `ssdiff tune` configured it for the prior, "
                    "task and budget)")
     p.add_argument("--nfe", type=int, default=30, help="network-evaluation budget (30: Nf=5, Nb=25; 100: Nf=15, Nb=85)")
@@ -53,13 +61,17 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inversion", help="SSD's Embryo: da (default), sdedit, edict (exact inversion)")
     p.add_argument("--preset", help="ssd-fast: a preset file written by `ssdiff tune` (default: the presets that ship "
                    "for the built-in prior)")
+    p.add_argument("--reuse-encoder", type=int, metavar="K", help="run the network's encoder only every K calls and "
+                   "its decoder alone in between (Faster Diffusion's encoder propagation): cheaper calls at a quality "
+                   "cost, see benchmarks/speed.md; not with dps or pigdm")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda or mps")
 
 
 def solver_params(args: argparse.Namespace) -> dict:
     values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "stop_consistency_t": args.stop_t,
-              "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion, "preset": args.preset}
+              "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion, "preset": args.preset,
+              "reuse_encoder": args.reuse_encoder}
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -132,7 +144,9 @@ def add_restore_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images of the same size restored together, and the most "
                    "images or tiles that go through the network at once: it bounds memory (default 8); "
                    "faster, and the results do not change: every image draws its own noise from --seed")
-    p.add_argument("--fp16", action="store_true", help="run the network in float16 (CUDA only)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="run the network in float16 autocast (GPU only)")
+    precision.add_argument("--bf16", action="store_true", help="run the network in bfloat16 autocast (GPU only)")
     p.add_argument("--compile", action="store_true", help="run the network through torch.compile (compiles at the "
                    "first call of each shape; falls back with a warning where it cannot; on this project's 2-core CPU "
                    "it did not pay off on top of the default channels-last layout)")
@@ -147,8 +161,8 @@ def load_prior(args: argparse.Namespace):
 
     if not args.model:
         print("no --model given: using the built-in 64x64 face prior 'celeba64'")
-    dtype = torch.float16 if getattr(args, "fp16", False) else torch.float32
-    return load_model(args.model or "celeba64", device=args.device, config=read_config(args.config), dtype=dtype,
+    autocast = torch.float16 if getattr(args, "fp16", False) else torch.bfloat16 if getattr(args, "bf16", False) else None
+    return load_model(args.model or "celeba64", device=args.device, config=read_config(args.config), autocast=autocast,
                       compile=getattr(args, "compile", False))
 
 

@@ -23,13 +23,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .faces import FacePlan, face_template, framable, plan_face, restore_face
 from .figures import Panel, render
 from .io import InputError, output_dir, read_image, write_image
 from .metrics import consistency, psnr, ssim
-from .operators import Colorization, LinearOperator, OperatorError, check_task, get_operator, task_scale, valid_image_size
+from .operators import (
+    Colorization,
+    LinearOperator,
+    OperatorError,
+    check_task,
+    get_operator,
+    make_kernel,
+    parse_task,
+    random_mask,
+    task_scale,
+    valid_image_size,
+)
 from .pipeline import (
     consistency_warning,
     display_measurement,
@@ -80,7 +92,12 @@ class TaskSpec:
     _cache: dict[tuple[int, int], LinearOperator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_task(self.task, self.params)  # unknown tasks and options fail before any work
+        # unknown tasks and options, and bad kernels, fail before any work
+        base, params = check_task(self.task, self.params)
+        if base in ("deblur_kernel", "sr_kernel"):
+            make_kernel(params.get("kernel"))
+        if str(params.get("mask", "")).startswith("random:"):
+            random_mask(1, 1, params["mask"].partition(":")[2])
 
     @property
     def scale(self) -> int:
@@ -93,6 +110,14 @@ class TaskSpec:
 
     def valid_size(self, height: int, width: int) -> tuple[int, int]:
         return valid_image_size(self.task, height, width, self.params)
+
+    @property
+    def border(self) -> int:
+        """Mirrored pixels a real photo gets on each side before a circular blur is undone (the
+        kernel's support: the wrap-around then meets mirrored pixels, not the far side)."""
+        if parse_task(self.task)[0] != "deblur_kernel":
+            return 0
+        return max(make_kernel(self.params.get("kernel")).shape)
 
 
 def plan_outputs(files: list[Path], out: Path, overwrite: bool, outcome: Outcome) -> list[tuple[Path, Path]]:
@@ -154,6 +179,7 @@ class Item:
     truth: torch.Tensor | None = None  # the clean image (its original size) with --from-clean
     crop: tuple[int, int] | None = None  # the size to crop the restoration back to
     face: FacePlan | None = None  # restore the face in the prior's frame (see ssdiff.faces)
+    border: int = 0  # mirrored pixels added on each side (TaskSpec.border), cropped after
 
 
 def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y: float, jpeg: int | None,
@@ -167,9 +193,13 @@ def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y:
         y = simulate_measurement(operator, padded[None], sigma_y, jpeg, torch.Generator().manual_seed(seed))[0]
         item = Item(path, target, operator, y, truth=image, crop=size)
     else:
+        border = spec.border
+        if border:
+            mode = "reflect" if border < min(image.shape[-2:]) else "replicate"
+            image = F.pad(image[None], (border,) * 4, mode=mode)[0]
         size = (image.shape[-2] * spec.scale, image.shape[-1] * spec.scale)
         operator = spec.operator(size)
-        item = Item(path, target, operator, image_to_measurement(operator, image, str(path)))
+        item = Item(path, target, operator, image_to_measurement(operator, image, str(path)), border=border)
     restored = operator.image_shape(item.y[None])
     if model_resolution and max(restored) < min(model_resolution) / 2:
         raise InputError(
@@ -400,6 +430,8 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
             line += f", PSNR {scores['PSNR']:.2f} dB, SSIM {scores['SSIM']:.3f}"
             restored = cropped
         line += f", mean|Ax-y| {consistent:.4f}"
+        if item.border:
+            restored = restored[..., item.border : -item.border, item.border : -item.border]
         warning = consistency_warning(str(item.path), consistent, method, result.nfe, hparams.get("sigma_y", 0.0))
         if warning:
             report_warning(warning)

@@ -176,7 +176,8 @@ def _load_diffusers_folder(folder: Path) -> tuple[UNet2DModel, dict[str, Any], N
 
 def load_model(source: str | os.PathLike = "celeba64", device: str | torch.device | None = "cpu",
                config: Mapping[str, Any] | None = None, dtype: torch.dtype = torch.float32,
-               channels_last: bool | None = None, compile: bool = False) -> DiffusionPrior:
+               channels_last: bool | None = None, compile: bool = False,
+               autocast: torch.dtype | None = None) -> DiffusionPrior:
     """Load a pretrained epsilon-prediction network as a :class:`DiffusionPrior`.
 
     ``source`` is a preset name (``"celeba64"``, ``"openai-256-uncond"``, ``"celeba-hq-256"``), a
@@ -187,11 +188,16 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
     where it made a call of the built-in prior 1.17-1.55x cheaper (batches 1-32) with outputs
     equal to 1e-5, and not elsewhere until measured there. ``compile`` runs it through
     ``torch.compile`` (see :meth:`DiffusionPrior.compile`; falls back with a warning).
+    ``autocast`` (``torch.float16`` or ``torch.bfloat16``, GPUs only) runs the network under
+    mixed-precision autocast with float32 weights; ``dtype`` casts the weights themselves.
     Never downloads; raises :class:`CheckpointError` with the file and the problem otherwise.
     """
     device = resolve_device(device)
     if dtype == torch.float16 and device.type == "cpu":
         raise CheckpointError("float16 is only supported on GPUs; use float32 on the CPU")
+    if autocast is not None and (autocast not in (torch.float16, torch.bfloat16) or device.type == "cpu"):
+        raise CheckpointError(f"autocast to {autocast} is not supported on {device.type}: half-precision autocast "
+                              "(torch.float16, torch.bfloat16) runs on GPUs; use float32 on the CPU")
     schedule = DEFAULT_SCHEDULE
     text = str(source)
     # A preset name wins unless a checkpoint file or a model folder of that name exists here.
@@ -224,7 +230,7 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
     info.update(source=str(path), num_params=sum(p.numel() for p in network.parameters()))
     prior = DiffusionPrior(network=network, image_size=image_size, schedule=schedule,
                            eps_channels=min(in_channels, out_channels),
-                           name=info.get("preset") or Path(str(path)).name, info=info)
+                           name=info.get("preset") or Path(str(path)).name, info=info, autocast=autocast)
     prior.use_channels_last(device.type == "cpu" if channels_last is None else channels_last)
     return prior.compile() if compile else prior
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
 from .convert import CheckpointError
+from .encoder_reuse import EncoderReuse
 
 
 @dataclass
@@ -40,6 +42,8 @@ class DiffusionPrior:
     max_batch: int | None = 16  # images or tiles per network forward (None: all at once)
     channels_last: bool = False  # the network's memory layout (see use_channels_last)
     compiled: Any = field(default=None, repr=False)  # torch.compile of the network (see compile)
+    autocast: torch.dtype | None = None  # float16 / bfloat16 mixed precision on a GPU (see load_model)
+    reuse: EncoderReuse | None = field(default=None, repr=False)  # see reusing_encoder
     on_forward: Callable[[int], None] | None = None
 
     @property
@@ -76,7 +80,7 @@ class DiffusionPrior:
     @property
     def size_multiple(self) -> int:
         """Image sides must be multiples of this for the network's down/up-sampling to line up."""
-        levels = len(getattr(self.network.config, "block_out_channels", (0,)))
+        levels = len(getattr(getattr(self.network, "config", None), "block_out_channels", (0,)))
         return 2 ** (levels - 1)
 
     def use_channels_last(self, on: bool = True) -> DiffusionPrior:
@@ -97,7 +101,28 @@ class DiffusionPrior:
         self.compiled = torch.compile(self.network)
         return self
 
+    @contextmanager
+    def reusing_encoder(self, key_calls: int | Sequence[int]) -> Iterator[EncoderReuse]:
+        """Within this block, run the UNet's encoder only at key calls and its decoder at every
+        call (Faster Diffusion's encoder propagation; see :class:`EncoderReuse`)."""
+        reuse = EncoderReuse(self.network, key_calls)
+        previous, self.reuse = self.reuse, reuse
+        try:
+            yield reuse
+        finally:
+            self.reuse = previous
+
     def _network(self, x_t: torch.Tensor, t: torch.Tensor):
+        if self.autocast is None:
+            return self._eager_or_compiled(x_t, t)
+        # Autocast, not a cast of the weights: convolutions and matmuls run in half precision
+        # while normalisations and the time embedding stay in float32, where half loses digits.
+        with torch.autocast(x_t.device.type, dtype=self.autocast):
+            return self._eager_or_compiled(x_t, t)
+
+    def _eager_or_compiled(self, x_t: torch.Tensor, t: torch.Tensor):
+        if self.reuse is not None:
+            return self.reuse(x_t, t)
         if self.compiled is None:
             return self.network(x_t, t)
         try:
@@ -128,6 +153,8 @@ class DiffusionPrior:
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
+        if self.reuse is not None:
+            self.reuse.start_call()
         if self.tiled(*x_t.shape[-2:]):
             return self._tiled(x_t, t)
         return self._whole(x_t, t)

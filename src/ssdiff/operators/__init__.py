@@ -16,16 +16,24 @@ from .base import Identity, LinearOperator, OperatorError
 from .blur import Blur, gaussian_blur, uniform_blur
 from .color import MEAN_WEIGHTS, Colorization
 from .cs import WalshHadamardCS
-from .inpaint import Inpainting, center_box_mask
+from .inpaint import Inpainting, center_box_mask, random_mask
+from .kernel import KernelBlur, KernelSR, make_kernel
+from .matrix_free import MatrixFree, conjugate_gradient
 from .superres import AverageSR, BicubicSR
 from .svd import SeparableOperator
 
 
-def _inpaint(image_size: tuple[int, int] | None = None, mask: Any = "center", box: float = 0.5) -> Inpainting:
-    if isinstance(mask, str) and mask == "center":
+def _inpaint(image_size: tuple[int, int] | None = None, mask: Any = "center", box: float = 0.5,
+             seed: int = 0) -> Inpainting:
+    """``mask``: an image or array (1 = known), ``"center"`` (a box of ``box`` of each side
+    missing), or ``"random:F"`` (a fraction F of the pixels missing, drawn from ``seed``)."""
+    if isinstance(mask, str) and (mask == "center" or mask.startswith("random:")):
         if image_size is None:
-            raise OperatorError("inpaint: a centre-box mask needs image_size")
-        mask = center_box_mask(*image_size, fraction=box)
+            raise OperatorError(f"inpaint: a {mask.split(':')[0]} mask needs image_size")
+        if mask == "center":
+            mask = center_box_mask(*image_size, fraction=box)
+        else:
+            mask = random_mask(*image_size, missing=mask.partition(":")[2], seed=seed)
     return Inpainting(mask)
 
 
@@ -45,7 +53,9 @@ OPERATORS: dict[str, tuple[Callable[..., LinearOperator], str]] = {
     "deblur_gauss_full": (partial(gaussian_blur, reference=False), "the same Gaussian blur without the reference's quirks"),
     "deblur_uniform": (uniform_blur, "DDRM's uniform 9-tap blur, as the reference computes it"),
     "deblur_uniform_full": (partial(uniform_blur, reference=False), "uniform 9-tap blur without the reference's quirks"),
-    "inpaint": (_inpaint, "missing pixels: --mask FILE (white = known) or a centre box"),
+    "inpaint": (_inpaint, "missing pixels: --mask FILE (white = known), random:F (a fraction F missing) or a centre box"),
+    "sr_kernel": (KernelSR, "downsampling by --scale after blurring with --kernel (matrix-free: CG back-projection)"),
+    "deblur_kernel": (KernelBlur, "blur with any kernel (--kernel FILE, gauss:SIGMA, motion:LENGTH,ANGLE, disk:RADIUS), by FFT"),
     "cs_walsh_hadamard": (_cs, "compressed sensing: --ratio of Walsh-Hadamard coefficients kept"),
     "denoise": (lambda: Identity(), "identity (use with --sigma-y)"),
 }
@@ -53,7 +63,7 @@ OPERATORS: dict[str, tuple[Callable[..., LinearOperator], str]] = {
 
 def parse_task(task: str) -> tuple[str, dict[str, Any]]:
     """``"sr_bicubic4"`` or ``"sr_bicubic_x4"`` -> ``("sr_bicubic", {"scale": 4})``; other names pass through."""
-    match = re.fullmatch(r"(sr_bicubic|sr_average)_?x?(\d+)", task)
+    match = re.fullmatch(r"(sr_bicubic|sr_average|sr_kernel)_?x?(\d+)", task)
     if match:
         return match.group(1), {"scale": int(match.group(2))}
     return task, {}
@@ -125,14 +135,20 @@ __all__ = [
     "Colorization",
     "Identity",
     "Inpainting",
+    "KernelBlur",
+    "KernelSR",
     "LinearOperator",
+    "MatrixFree",
     "OperatorError",
     "SeparableOperator",
     "WalshHadamardCS",
     "center_box_mask",
     "check_task",
+    "conjugate_gradient",
     "get_operator",
+    "make_kernel",
     "parse_task",
+    "random_mask",
     "task_scale",
     "valid_image_size",
 ]

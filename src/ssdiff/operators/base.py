@@ -45,6 +45,19 @@ class LinearOperator(ABC):
         s = self.singular_map(x)
         return x + self.V(s**2 / (s**2 + rho) * self.Vt(correction))
 
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """The adjoint ``A^T y``. ``A`` is linear, so ``A^T y`` is the gradient of ``<A x, y>`` with
+        respect to ``x`` (at any ``x``); operators with a cheaper closed form override this."""
+        x = torch.zeros(*y.shape[:-3], 3, *self.image_shape(y), dtype=y.dtype, device=y.device, requires_grad=True)
+        with torch.enable_grad():
+            (gradient,) = torch.autograd.grad((self.A(x) * y).sum(), x)
+        return gradient
+
+    @property
+    def has_svd(self) -> bool:
+        """Whether the operator has the SVD view (``Vt``, ``V``, ``singular_map``)."""
+        return type(self).Vt is not LinearOperator.Vt
+
     def image_shape(self, y: torch.Tensor) -> tuple[int, int]:
         """The (H, W) of the image a measurement ``y`` comes from (same as y's unless overridden)."""
         return tuple(y.shape[-2:])

@@ -20,6 +20,19 @@ def center_box_mask(height: int, width: int, fraction: float = 0.5) -> torch.Ten
     return mask
 
 
+def random_mask(height: int, width: int, missing: float | str, seed: int = 0) -> torch.Tensor:
+    """A mask (H x W, 1 = known) with a fraction ``missing`` of the pixels lost, drawn from ``seed``."""
+    try:
+        fraction = float(missing)
+    except ValueError:
+        fraction = -1.0
+    if not 0 <= fraction < 1:
+        raise OperatorError(f"inpaint: a random mask looks like random:F with F, the fraction of missing pixels, "
+                            f"in [0, 1); got random:{missing}")
+    draw = torch.rand(height, width, generator=torch.Generator().manual_seed(int(seed)))
+    return (draw >= fraction).float()
+
+
 def load_mask(path: str | os.PathLike) -> torch.Tensor:
     """A mask image: white (>= 50% gray) marks known pixels, black the pixels to fill in."""
     try:

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..operators import LinearOperator
+from ..operators.physics import from_ours, is_physics, physics_noise, physics_operator, to_ours
 from .cm4ir import cm4ir
 from .common import EpsPrior, Restoration, defaults_for
 from .ddnm import ddnm
 from .ddrm import ddrm
+from .dds import dds
 from .diffpir import diffpir
 from .dps import dps
 from .injection import AttentionInjector
 from .pigdm import pigdm
 from .red_diff import red_diff
 from .ssd import split_budget, ssd
+
+if TYPE_CHECKING:
+    from ..models.encoder_reuse import EncoderReuse
 
 # Per-task SSD defaults from the paper (Sec. 5.1): SR and deblurring t0=550, eta=0.4;
 # colorization t0=750, eta=0.8. Tasks the paper does not tune (inpainting, CS) have to
@@ -83,6 +89,7 @@ METHODS: dict[str, tuple[Callable[..., Restoration], str]] = {
     "ssd-fast": (lambda *a, **k: _ssd_fast(*a, **k), "SSD with the configuration `ssdiff tune` found for the prior, task and budget"),
     "diffpir": (diffpir, "DiffPIR (Zhu et al. 2023): proximal data step on x0, re-noising with zeta; quadratic steps"),
     "cm4ir": (cm4ir, "CM4IR (Garber & Tirer 2025): A+y start, back-projection guidance, its noise injection; diffusion prior"),
+    "dds": (dds, "DDS (Chung et al. 2024): DDIM with 5 conjugate-gradient steps of data consistency on every x0"),
 }
 # The variants of SSD that remove or add one of its mechanisms (the paper's ablation study).
 ABLATIONS = ("ddim-inversion", "sdedit", "ssd-noproj", "ssd-attn")
@@ -95,7 +102,7 @@ def _ssd_fast(*args: Any, **kwargs: Any) -> Restoration:
 
 
 def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: str = "ssd", nfe: int = 30,
-            seed: int | None = 0, **hparams: Any) -> Restoration:
+            seed: int | None = 0, reuse_encoder: int | Sequence[int] | None = None, **hparams: Any) -> Restoration:
     """Restore images from measurements ``y = operator.A(x)`` with a pretrained ``prior``.
 
     ``prior`` is any callable ``(x_t, t) -> eps`` (a loaded :class:`~ssdiff.models.DiffusionPrior`,
@@ -103,19 +110,65 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     evaluations (the result reports the calls actually made); ``seed`` makes runs reproducible.
     SSD's hyper-parameters go by name: ``t0``, ``eta`` (DA-inversion noise), ``ddim_eta``,
     ``stop_consistency_t``; unset ones take the paper's per-task defaults.
+
+    ``operator`` may also be a deepinv physics object (duck-typed: ``A``, ``A_adjoint``, and for
+    the SVD view ``U``, ``U_adjoint``, ``V``, ``V_adjoint``, ``mask``): then ``y`` and the returned
+    image are in deepinv's [0, 1], and its noise model's ``sigma`` is the default ``sigma_y``.
+
+    ``reuse_encoder`` (any method but DPS and PiGDM) runs the UNet's encoder only every that many
+    calls, or at the given call indices, and its decoder alone in between (Faster Diffusion's
+    encoder propagation, :class:`~ssdiff.models.EncoderReuse`): cheaper calls at a quality cost
+    measured in ``benchmarks/speed.md``; the result's extras count both kinds of call.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
+    if is_physics(operator):  # a deepinv physics object: images in [0, 1] at the boundary
+        physics = operator
+        operator = physics_operator(physics, y)
+        if hparams.get("sigma_y") is None and physics_noise(physics):
+            hparams["sigma_y"] = physics_noise(physics)
+        result = restore(prior, operator, to_ours(operator, y), method, nfe, seed, reuse_encoder, **hparams)
+        result.image = from_ours(result.image)
+        result.extras["physics"] = type(physics).__name__
+        return result
     started = time.perf_counter()
-    try:
-        result = METHODS[method][0](prior, operator, y, nfe=nfe, seed=seed, **hparams)
-    except TypeError as error:
-        if "unexpected keyword argument" not in str(error):
-            raise
-        option = str(error).rsplit(" ", 1)[-1].strip("'")
-        raise ValueError(f"method {method!r} does not take the option {option}") from None
+    with _encoder_reuse(prior, method, reuse_encoder) as reuse:
+        try:
+            result = METHODS[method][0](prior, operator, y, nfe=nfe, seed=seed, **hparams)
+        except TypeError as error:
+            if "unexpected keyword argument" not in str(error):
+                raise
+            option = str(error).rsplit(" ", 1)[-1].strip("'")
+            raise ValueError(f"method {method!r} does not take the option {option}") from None
+        except NotImplementedError as error:  # DDRM, and the noise-aware updates, work in the SVD view
+            if "has no SVD view" not in str(error):
+                raise
+            noisy = " with a noisy measurement" if hparams.get("sigma_y", 0) > 0 else ""
+            raise ValueError(f"{method}{noisy} works in the operator's SVD view, which {operator.name} does not have; "
+                             "use dds, diffpir, cm4ir, red-diff, or ssd / ddnm on a noise-free measurement") from None
     result.extras.update(method=method, seconds=time.perf_counter() - started)
+    if reuse is not None:
+        result.extras.update(encoder_calls=reuse.encoder_calls, decoder_only_calls=reuse.decoder_calls)
     return result
+
+
+# Methods that differentiate the network's output with respect to x_t: a decoder-only call
+# does not see x_t, so its gradient would silently be zero.
+_NEEDS_NETWORK_GRADIENT = ("dps", "pigdm")
+
+
+@contextmanager
+def _encoder_reuse(prior: EpsPrior, method: str, key_calls: int | Sequence[int] | None) -> Iterator[EncoderReuse | None]:
+    if key_calls is None:
+        yield None
+        return
+    if method in _NEEDS_NETWORK_GRADIENT:
+        raise ValueError(f"reuse_encoder does not work with {method}: it differentiates the network with respect "
+                         "to x_t, which a decoder-only call does not see")
+    if not hasattr(prior, "reusing_encoder"):
+        raise ValueError(f"reuse_encoder needs a UNet prior (a loaded DiffusionPrior), not {type(prior).__name__}")
+    with prior.reusing_encoder(key_calls) as reuse:
+        yield reuse
 
 
 __all__ = ["ABLATIONS", "METHODS", "Restoration", "restore", "split_budget", "task_defaults"]

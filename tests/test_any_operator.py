@@ -1,0 +1,267 @@
+"""Any linear degradation: blur kernels by FFT, matrix-free operators with CG, DDS, deepinv-style physics."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import write_images
+from PIL import Image
+from test_ssd import GaussianPrior
+
+from ssdiff import get_operator, restore
+from ssdiff.cli import main
+from ssdiff.operators import MatrixFree, OperatorError, conjugate_gradient, make_kernel
+from ssdiff.operators.kernel import disk_kernel, hartley, motion_kernel
+
+SPECS = ["gauss:1.5", "motion:9,30", "disk:2.5"]
+
+
+def _random(*shape, seed=0, dtype=torch.float64):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype) * 2 - 1
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_fft_blur_is_the_circular_convolution(spec):
+    op = get_operator("deblur_kernel", kernel=spec, zero=0.0)
+    x = _random(2, 3, 24, 20)
+    k = op.kernel
+    kh, kw = k.shape
+    padded = F.pad(x, (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2), mode="circular")
+    direct = F.conv2d(padded.reshape(-1, 1, *padded.shape[-2:]), k.flip(0, 1)[None, None]).reshape(x.shape)
+    assert torch.allclose(op.A(x), direct, atol=1e-12)
+
+
+@pytest.mark.parametrize("task,options", [
+    ("deblur_kernel", {"kernel": "motion:9,30"}), ("sr_kernel", {"kernel": "gauss:1.0", "scale": 4}),
+    ("sr_bicubic", {"scale": 4}), ("colorization", {}), ("inpaint", {"mask": "random:0.5"}),
+])
+def test_adjoints(task, options):
+    op = get_operator(task, image_size=(24, 24), **options)
+    x = _random(2, 3, 24, 24)
+    y = _random(*op.A(x).shape, seed=1)
+    assert abs((op.A(x) * y).sum() - (x * op.A_adjoint(y)).sum()) < 1e-9 * (op.A(x) * y).abs().sum()
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_kernel_blur_pseudo_inverse_and_svd_view(spec):
+    op = get_operator("deblur_kernel", image_size=(24, 20), kernel=spec)
+    x = _random(2, 3, 24, 20)
+    assert max(op.check(x, atol=1e-10).values()) < 1e-10  # A A+ A = A and A+ A A+ = A+
+    assert torch.allclose(hartley(hartley(x)), x, atol=1e-12)  # V orthonormal and its own inverse
+    s = op.singular_map(x)
+    # A^T A = V diag(s^2) V^T, and A+ y has the coefficients (V^T A^T y) / s^2 where s > 0
+    assert torch.allclose(op.A_adjoint(op.A(x)), op.V(s**2 * op.Vt(x)), atol=1e-10)
+    coefficients = op.Vt(op.A_pinv(op.A(x)))
+    assert torch.allclose(coefficients, torch.where(s > 0, op.Vt(x), 0), atol=1e-10)
+    assert s.max() == pytest.approx(1.0) and (s[s > 0] >= 1e-2).all()  # the cut-off
+
+
+def test_kernel_specs_files_and_arrays(tmp_path):
+    for spec in SPECS:
+        k = make_kernel(spec)
+        assert k.sum().item() == pytest.approx(1.0) and k.shape[0] % 2 == 1
+        assert torch.allclose(k, k.flip(0, 1), atol=1e-12)  # all three are point-symmetric
+    horizontal = motion_kernel(7, 0)
+    assert (horizontal.sum(1) > 0).sum() == 1 and horizontal.sum(0)[horizontal.sum(0) > 0].size >= 7
+    vertical = motion_kernel(7, 90)
+    assert (vertical.sum(0) > 1e-9).sum() == 1
+    disk = disk_kernel(3)
+    assert disk[3, 3] == 1 and disk[0, 0] == 0 and 0 < disk[3, 0] <= 1
+    array = np.outer([1, 2, 1], [1, 2, 1]).astype(np.uint8) * 20
+    path = tmp_path / "kernel.png"
+    Image.fromarray(array).save(path)
+    assert torch.allclose(make_kernel(path), torch.from_numpy(array / array.sum()), atol=1e-12)
+    assert torch.allclose(make_kernel(str(path)), make_kernel(torch.tensor(array, dtype=torch.float32)), atol=1e-7)
+
+
+@pytest.mark.parametrize("kernel,message", [
+    (np.zeros((0, 3)), "non-empty 2-D"), (np.zeros((3, 3)), "sums to 0"), (-np.ones((3, 3)), "positive sum"),
+    (np.array([[1.0, np.nan]]), "NaN"), (np.ones(5), "2-D"), ("gauss:-1", "positive"), ("motion:5", "expected"),
+    ("blur:3", "expected"), ("missing.png", "no such kernel file"),
+])
+def test_bad_kernels_say_what_is_wrong(kernel, message):
+    with pytest.raises(OperatorError, match=message):
+        get_operator("deblur_kernel", kernel=kernel)
+
+
+def test_bad_kernel_files_and_sizes(tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(OperatorError, match="cannot read the kernel image"):
+        get_operator("deblur_kernel", kernel=broken)
+    with pytest.raises(OperatorError, match="larger than the 8x8 image"):
+        get_operator("deblur_kernel", image_size=(8, 8), kernel="gauss:3")
+    with pytest.raises(OperatorError, match="needs a blur kernel"):
+        get_operator("deblur_kernel")
+    with pytest.raises(OperatorError, match="not a multiple of the scale"):
+        get_operator("sr_kernel", image_size=(30, 32), kernel="gauss:1", scale=4)
+
+
+def _matrix_free(op, shape):
+    return MatrixFree(op.A, op.A_adjoint, name=f"cg_{op.name}", shape=shape)
+
+
+@pytest.mark.parametrize("task,options", [("sr_average", {"scale": 4}), ("colorization", {}), ("inpaint", {"mask": "random:0.7"})])
+def test_cg_reaches_the_exact_pseudo_inverse_of_well_conditioned_operators(task, options):
+    op = get_operator(task, image_size=(32, 32), **options)
+    cg = _matrix_free(op, (3, 32, 32))
+    x, guess = _random(2, 3, 32, 32, dtype=torch.float32), _random(2, 3, 32, 32, seed=2, dtype=torch.float32)
+    y = op.A(x)
+    assert (cg.A_pinv(y) - op.A_pinv(y)).abs().max() < 1e-4
+    assert (cg.project(guess, y) - op.project(guess, y)).abs().max() < 1e-4
+    assert (cg.project(guess, y, rho=0.3) - op.project(guess, y, rho=0.3)).abs().max() < 1e-4
+
+
+def test_conjugate_gradient_solves_each_image_on_its_own():
+    g = torch.Generator().manual_seed(0)
+    M = torch.randn(12, 12, generator=g, dtype=torch.float64)
+    M = M @ M.T + 12 * torch.eye(12, dtype=torch.float64)  # symmetric positive definite
+    apply = lambda v: (v.flatten(1) @ M).view_as(v)
+    b = torch.randn(3, 3, 2, 2, generator=g, dtype=torch.float64)
+    solved = conjugate_gradient(apply, b, torch.zeros_like(b), iterations=50, tol=1e-12)
+    assert torch.allclose(apply(solved), b, atol=1e-9)
+    alone = conjugate_gradient(apply, b[1:2], torch.zeros_like(b[1:2]), iterations=50, tol=1e-12)
+    assert torch.allclose(solved[1:2], alone, atol=1e-12)
+
+
+def test_matrix_free_checks_its_adjoint():
+    blur = get_operator("deblur_kernel", kernel=np.array([[1.0, 2.0, 4.0]]))
+    with pytest.raises(OperatorError, match="AT is not the adjoint of A"):
+        MatrixFree(blur.A, blur.A, shape=(3, 16, 16))  # a lopsided kernel's blur is not self-adjoint
+    with pytest.raises(OperatorError, match="AT maps"):
+        MatrixFree(blur.A, lambda y: y[..., :8], shape=(3, 16, 16))
+    lazy = MatrixFree(blur.A, blur.A)  # without a shape: checked at the first image
+    with pytest.raises(OperatorError, match="not the adjoint"):
+        lazy.A(_random(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("task,options", [
+    ("deblur_kernel", {"kernel": "gauss:1.5"}), ("sr_kernel", {"kernel": "gauss:1.0", "scale": 2}),
+    ("inpaint", {"mask": "random:0.8"}),
+])
+@pytest.mark.parametrize("method", ["dds", "ssd"])
+def test_dds_and_ssd_agree_with_the_measurement(task, options, method):
+    op = get_operator(task, image_size=(32, 32), **options)
+    truth = (0.2 + 0.3 * torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))).clamp(-1, 1)
+    y = op.A(truth)
+    result = restore(GaussianPrior(), op, y, method=method, nfe=20, seed=0)
+    # SSD ends on an exact (CG) back-projection; DDS on 5 CG steps, consistent to a few thousandths
+    assert (op.A(result.image) - y).abs().mean() < (1e-2 if method == "dds" else 1e-4)
+    assert result.nfe == (20 if method == "dds" else 19)
+    assert abs(result.image.mean() - 0.2) < 0.03  # where y says nothing, the prior's mean (0.2) fills in
+
+
+def test_dds_is_seeded_and_handles_noisy_measurements():
+    op = get_operator("deblur_kernel", image_size=(16, 16), kernel="disk:2")
+    truth = 0.3 * torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    y = op.A(truth)
+    first, again = (restore(GaussianPrior(), op, y, method="dds", nfe=10, seed=5).image for _ in range(2))
+    assert torch.equal(first, again)
+    noisy = y + 0.1 * torch.randn(y.shape, generator=torch.Generator().manual_seed(6))
+    smoothed = restore(GaussianPrior(), op, noisy, method="dds", nfe=10, seed=5, sigma_y=0.1)
+    strict = restore(GaussianPrior(), op, noisy, method="dds", nfe=10, seed=5, cg_iterations=30)
+    # the regularised system does not fit the noise: farther from y, nearer the truth
+    assert (op.A(smoothed.image) - noisy).abs().mean() > (op.A(strict.image) - noisy).abs().mean()
+    assert (smoothed.image - truth).square().mean() < (strict.image - truth).square().mean()
+
+
+def test_svd_methods_refuse_matrix_free_operators_clearly():
+    op = get_operator("sr_kernel", image_size=(16, 16), kernel="gauss:1", scale=2)
+    y = op.A(_random(1, 3, 16, 16, dtype=torch.float32))
+    with pytest.raises(ValueError, match="ddrm works in the operator's SVD view, which sr_kernel does not have"):
+        restore(GaussianPrior(), op, y, method="ddrm", nfe=5)
+    with pytest.raises(ValueError, match="ddnm with a noisy measurement works in the operator's SVD view"):
+        restore(GaussianPrior(), op, y, method="ddnm", nfe=5, sigma_y=0.05)
+
+
+class MaskPhysics:
+    """A deepinv-style DecomposablePhysics: random-pixel inpainting, U = V = identity, images in [0, 1]."""
+
+    def __init__(self, mask, sigma=None):
+        self.mask = mask
+        if sigma is not None:
+            self.noise_model = type("GaussianNoise", (), {"sigma": torch.tensor(sigma)})()
+
+    def A(self, x):
+        return self.U(self.mask * self.V_adjoint(x))
+
+    def A_adjoint(self, y):
+        return self.V(self.mask * self.U_adjoint(y))
+
+    def U(self, x):
+        return x
+
+    U_adjoint = V = V_adjoint = U
+
+
+class BlurPhysics:
+    """A deepinv-style LinearPhysics without an SVD: a motion blur by A and A_adjoint only."""
+
+    def __init__(self):
+        self.blur = get_operator("deblur_kernel", kernel="motion:5,45", zero=0.0)
+
+    def A(self, x):
+        return self.blur.A(x)
+
+    def A_adjoint(self, y):
+        return self.blur.A_adjoint(y)
+
+
+@pytest.mark.parametrize("physics", [MaskPhysics((torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)) > 0.5).float()),
+                                     BlurPhysics()])
+def test_deepinv_style_physics_objects_in_their_own_range(physics):
+    truth01 = (0.6 + 0.15 * torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    y01 = physics.A(truth01)
+    result = restore(GaussianPrior(mu=0.2, s=0.3), physics, y01, method="ssd", nfe=10, seed=0)
+    assert result.extras["physics"] == type(physics).__name__
+    assert result.image.min() >= -0.01 and (physics.A(result.image) - y01).abs().mean() < 1e-3  # in [0, 1] again
+    with pytest.raises(ValueError, match="SVD view") if isinstance(physics, BlurPhysics) else _no_error():
+        restore(GaussianPrior(), physics, y01, method="ddrm", nfe=5)
+
+
+class _no_error:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_physics_noise_level_becomes_sigma_y():
+    physics = MaskPhysics(torch.ones(1, 1, 8, 8), sigma=0.05)
+    y01 = physics.A(torch.full((1, 3, 8, 8), 0.5))
+    result = restore(GaussianPrior(), physics, y01, method="ddnm", nfe=5, seed=0)
+    assert result.extras["sigma_y"] == pytest.approx(0.1)  # deepinv's [0, 1] units are half ours
+
+
+def test_random_mask_is_seeded_and_checked():
+    a = get_operator("inpaint", image_size=(64, 64), mask="random:0.8", seed=3).mask
+    b = get_operator("inpaint", image_size=(64, 64), mask="random:0.8", seed=3).mask
+    c = get_operator("inpaint", image_size=(64, 64), mask="random:0.8", seed=4).mask
+    assert torch.equal(a, b) and not torch.equal(a, c) and abs(1 - a.mean().item() - 0.8) < 0.03
+    with pytest.raises(OperatorError, match=r"random:F .* in \[0, 1\)"):
+        get_operator("inpaint", image_size=(8, 8), mask="random:1.2")
+
+
+def test_cli_deblurs_a_real_blurry_photo_with_its_kernel(tiny_model_args, images, tmp_path, capsys):
+    photos = write_images(tmp_path / "in", images[:1], ["face"])
+    args = [*tiny_model_args, "--nfe", "6", "--method", "ssd"]
+    assert main(["degrade", str(photos), "--task", "deblur_kernel", "--kernel", "motion:7,30", "--out", str(tmp_path / "blurry")]) == 0
+    assert main(["restore", str(tmp_path / "blurry"), "--task", "deblur_kernel", "--kernel", "motion:7,30",
+                 "--out", str(tmp_path / "out"), *args]) == 0
+    assert Image.open(tmp_path / "out" / "face.png").size == (32, 32)  # the mirrored border is cropped again
+    assert main(["restore", str(photos), "--task", "inpaint", "--mask", "random:0.8", "--from-clean",
+                 "--out", str(tmp_path / "holes"), *args]) == 0
+    measurement = np.asarray(Image.open(tmp_path / "holes" / "face_measurement.png"))
+    assert 0.7 < (measurement == 128).all(-1).mean() < 0.9  # 80 % of the pixels lost (0, shown mid-grey)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("option,message", [
+    ("gauss:0", "the size must be positive"), ("motion:3", "expected"), ("nothing.png", "no such kernel file"),
+])
+def test_cli_bad_kernels_fail_before_any_work(tiny_model_args, images, tmp_path, capsys, option, message):
+    photos = write_images(tmp_path / "in", images[:1], ["face"])
+    assert main(["restore", str(photos), "--task", "deblur_kernel", "--kernel", option, "--out", str(tmp_path / "out"),
+                 *tiny_model_args]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
