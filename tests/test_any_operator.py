@@ -168,7 +168,7 @@ def test_dds_is_seeded_and_handles_noisy_measurements():
 def test_svd_methods_refuse_matrix_free_operators_clearly():
     op = get_operator("sr_kernel", image_size=(16, 16), kernel="gauss:1", scale=2)
     y = op.A(_random(1, 3, 16, 16, dtype=torch.float32))
-    with pytest.raises(ValueError, match="ddrm works in the operator's SVD view, which sr_kernel does not have"):
+    with pytest.raises(ValueError, match="ddrm works in the operator.s SVD view, which sr_kernel_x2 does not have"):
         restore(GaussianPrior(), op, y, method="ddrm", nfe=5)
     with pytest.raises(ValueError, match="ddnm with a noisy measurement works in the operator's SVD view"):
         restore(GaussianPrior(), op, y, method="ddnm", nfe=5, sigma_y=0.05)
@@ -265,3 +265,32 @@ def test_cli_bad_kernels_fail_before_any_work(tiny_model_args, images, tmp_path,
     assert main(["restore", str(photos), "--task", "deblur_kernel", "--kernel", option, "--out", str(tmp_path / "out"),
                  *tiny_model_args]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_one_kernel_per_image_equals_each_kernel_alone():
+    specs = ["motion:9,30", "gauss:1.5", "disk:2"]
+    stacked = get_operator("deblur_kernel", image_size=(24, 24), kernel=specs)
+    side = max(make_kernel(spec).shape[0] for spec in specs)
+    assert stacked.kernel.shape == (3, side, side) and stacked.support == (side, side)  # padded around their centres
+    x = _random(3, 3, 24, 24)
+    for i, spec in enumerate(specs):
+        alone = get_operator("deblur_kernel", kernel=spec)
+        assert torch.allclose(stacked.A(x)[i], alone.A(x[i : i + 1])[0], atol=1e-12)
+        assert torch.allclose(stacked.A_pinv(x)[i], alone.A_pinv(x[i : i + 1])[0], atol=1e-10)
+    assert max(stacked.check(x, atol=1e-10).values()) < 1e-10
+    with pytest.raises(OperatorError, match="3 kernels, one per image, but a batch of 2"):
+        stacked.A(x[:2])
+
+
+def test_benchmark_tasks_with_fixed_kernels_and_masks():
+    from ssdiff.bench import task_operator
+    from ssdiff.operators import parse_task
+    from ssdiff.operators.kernel import BENCHMARK_MOTION
+
+    assert len(BENCHMARK_MOTION) == 8 and parse_task("inpaint_random80") == ("inpaint", {"mask": "random:0.8"})
+    operator = task_operator("deblur_motion", (64, 64), [3, 11, 4])  # image i takes kernel i mod 8
+    assert torch.equal(operator.kernels[0], operator.kernels[1]) and not torch.equal(operator.kernels[0], operator.kernels[2])
+    length, angle = BENCHMARK_MOTION[3]
+    alone = make_kernel(f"motion:{length},{angle}")
+    top = (operator.support[0] - alone.shape[0]) // 2
+    assert torch.equal(operator.kernels[0, top : top + alone.shape[0], top : top + alone.shape[1]], alone)

@@ -7,7 +7,7 @@ from torch import nn
 from ssdiff import get_operator, restore
 from ssdiff.cli import main
 from ssdiff.models import CheckpointError, DiffusionPrior, EncoderReuseError, load_model
-from ssdiff.models.encoder_reuse import decode, encode, time_embedding
+from ssdiff.models.encoder_reuse import decode, encode, key_calls, time_embedding
 
 
 @pytest.mark.parametrize("name", ["openai_unet_small", "ddpm_model_small"])
@@ -35,6 +35,14 @@ def test_decoder_only_calls_reuse_the_last_key_calls_features(tiny_ddpm):
         assert torch.equal(fresh, full_b)
         assert (reuse.encoder_calls, reuse.decoder_calls) == (2, 2)
         assert tiny_ddpm.reuse is None  # only inside the block
+
+
+def test_key_calls_keep_the_last_quarter_whole():
+    assert key_calls(2, 10) == [0, 2, 4, 6, 8, 9]
+    assert key_calls(3, 30) == [0, 3, 6, 9, 12, 15, 18, 21, 23, 24, 25, 26, 27, 28, 29]
+    assert key_calls(2, 4) == [0, 2, 3] and key_calls(1, 5) == [0, 1, 2, 3, 4]
+    with pytest.raises(EncoderReuseError, match="positive"):
+        key_calls(0, 10)
 
 
 def test_explicit_key_calls_and_bad_intervals(tiny_ddpm):
@@ -74,7 +82,9 @@ def test_restore_with_encoder_reuse_counts_its_calls_and_stays_consistent(device
     assert torch.allclose(every.image, plain.image, atol=1e-5) and every.extras["decoder_only_calls"] == 0
     half = restore(device_ddpm, operator, y, method="ssd", nfe=10, seed=0, reuse_encoder=2)
     assert half.nfe == plain.nfe == 9  # SSD's budget: one call fewer than its steps
-    assert (half.extras["encoder_calls"], half.extras["decoder_only_calls"]) == (5, 4)
+    assert (half.extras["encoder_calls"], half.extras["decoder_only_calls"]) == (5, 4)  # calls 0, 2, 4, 6, 8
+    third = restore(device_ddpm, operator, y, method="ssd", nfe=10, seed=0, reuse_encoder=3)
+    assert (third.extras["encoder_calls"], third.extras["decoder_only_calls"]) == (4, 5)  # 0, 3, 6 and 8 (the budget's last quarter)
     assert not torch.allclose(half.image, plain.image, atol=1e-3)  # a real approximation
     assert (operator.A(half.image) - y).abs().mean() < 1e-3  # back-projection keeps it consistent
 

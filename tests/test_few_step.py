@@ -172,3 +172,15 @@ def test_sr_factors_without_presets_borrow_the_nearest_tuned_factor():
     # a user's preset file for SR x4 serves the x2 SR of a face frame too
     borrowed, _ = find_preset({**presets, "source": "file"}, "celeba64", "sr_bicubic_x2", 10)
     assert borrowed == config
+
+
+def test_tasks_with_a_users_kernel_borrow_the_papers_task_of_their_kind():
+    from ssdiff.tune import builtin_presets, find_preset
+
+    presets = builtin_presets("celeba64")
+    config, origin = find_preset(presets, "celeba64", "deblur_kernel", 10)
+    assert config == presets["presets"]["deblur_gauss"]["10"]["config"] and origin == "tuned for deblur_gauss at 10 NFEs"
+    _, origin = find_preset(presets, "celeba64", "sr_kernel_x2", 6)
+    assert origin == "tuned for sr_bicubic_x4 at 6 NFEs"  # the nearest tuned factor of bicubic SR
+    with pytest.warns(UserWarning, match="no tuned preset"):
+        assert find_preset(presets, "celeba64", "cs_walsh_hadamard", 10)[1] == "untuned"

@@ -264,14 +264,23 @@ def peak_memory_mb(device: torch.device) -> float:
 
 # ---- one image -----------------------------------------------------------------------------------
 
-def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int],
-                  sigma_y: float = 0.0) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Degrade images (B x 3 x H x W) for ``run`` (plus noise of std ``sigma_y``), restore them
-    (image i with ``seeds[i]``, which also seeds its measurement noise), and measure each."""
+def task_operator(task: str, size: tuple[int, int], images: list[int]):
+    """The operator of a benchmark task for a batch of the benchmark's images (by index): a task
+    with a set of kernels (``deblur_motion``) blurs image ``i`` with kernel ``i mod n``."""
+    base, params = parse_task(task)
+    if isinstance(params.get("kernel"), list):
+        params["kernel"] = [params["kernel"][i % len(params["kernel"])] for i in images]
+    return get_operator(base, image_size=size, **params)
+
+
+def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int], sigma_y: float = 0.0,
+                  images: list[int] | None = None) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Degrade images (B x 3 x H x W; the benchmark's ``images``, by index, default ``seeds``) for
+    ``run`` (plus noise of std ``sigma_y``), restore them (image i with ``seeds[i]``, which also
+    seeds its measurement noise), and measure each."""
     from . import restore
 
-    base, params = parse_task(run.task)
-    operator = get_operator(base, image_size=tuple(truths.shape[-2:]), **params)
+    operator = task_operator(run.task, tuple(truths.shape[-2:]), seeds if images is None else images)
     x = truths.to(prior.device)
     y = torch.cat([simulate_measurement(operator, x[i : i + 1], sigma_y, generator=torch.Generator().manual_seed(seed))
                    for i, seed in enumerate(seeds)])
@@ -335,7 +344,7 @@ def run_bench(config: BenchConfig) -> Path | None:
             for start in range(0, len(todo), config.batch_size):
                 chunk = todo[start : start + config.batch_size]
                 restored, records = restore_batch(prior, run, truths[chunk], [config.seed + i for i in chunk],
-                                                  config.sigma_y)
+                                                  config.sigma_y, images=chunk)
                 for i, image, record in zip(chunk, restored, records):
                     record["overhead"] = record["seconds"] / (record["nfe"] * call_seconds) if record["nfe"] else None
                     record["call_seconds"] = call_seconds
@@ -567,11 +576,10 @@ def _samples(out: Path, config: BenchConfig, runs: list[Run], stems: list[str], 
     if count == 0:
         return
     for task in dict.fromkeys(r.task for r in runs):
-        base, params = parse_task(task)
-        operator = get_operator(base, image_size=tuple(truths.shape[-2:]), **params)
         shown = config.sample_runs(task)
         tiles = []
         for i in range(count):
+            operator = task_operator(task, tuple(truths.shape[-2:]), [i])
             y = operator.A(truths[i : i + 1])[0]
             row = [display_measurement(operator, y, tuple(truths.shape[-2:]))]
             for run in shown:

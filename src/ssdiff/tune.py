@@ -79,18 +79,28 @@ def read_presets(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# Tasks without presets of their own that borrow those of the paper's task of the same kind
+RELATED_TASKS = {"deblur_kernel": "deblur_gauss", "sr_kernel": "sr_bicubic"}
+
+
 def find_preset(presets: dict[str, Any] | None, prior_name: str, task: str, nfe: int) -> tuple[dict[str, Any], str]:
     """The configuration for (prior, task, nfe) and where it came from.
 
     The preset of the largest tuned budget not above ``nfe`` (its generation gets the extra
     calls); without one, :data:`UNTUNED`, with a warning. Super-resolution by a factor the
-    presets lack (the face frame's x2, say) takes those of the nearest tuned factor. A preset
-    file made for another prior or without this task is an error.
+    presets lack (the face frame's x2, say) takes those of the nearest tuned factor, and a blur
+    or SR with a user's kernel those of the paper's Gaussian deblurring or bicubic SR
+    (:data:`RELATED_TASKS`). A preset file made for another prior or without this task is an error.
     """
     if presets is not None and presets["prior"] != prior_name:
         raise ValueError(f"the presets were tuned for the prior {presets['prior']!r}, not {prior_name!r}")
     by_task = (presets or {}).get("presets", {})
     tuned_for = task if task in by_task else nearest_scale(task, by_task)
+    if tuned_for is None and presets is not None:  # a user's kernel: the presets of the paper's task of its kind
+        base, params = parse_task(task)
+        if base in RELATED_TASKS:
+            related = RELATED_TASKS[base] + (f"_x{params['scale']}" if "scale" in params else "")
+            tuned_for = related if related in by_task else nearest_scale(related, by_task)
     if presets is not None and presets.get("source") == "file" and tuned_for is None:
         raise ValueError(f"the preset file has no preset for the task {task!r} (it has: {', '.join(presets['presets'])})")
     by_budget = by_task.get(tuned_for)

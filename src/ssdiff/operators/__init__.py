@@ -17,7 +17,7 @@ from .blur import Blur, gaussian_blur, uniform_blur
 from .color import MEAN_WEIGHTS, Colorization
 from .cs import WalshHadamardCS
 from .inpaint import Inpainting, center_box_mask, random_mask
-from .kernel import KernelBlur, KernelSR, make_kernel
+from .kernel import BENCHMARK_MOTION, KernelBlur, KernelSR, make_kernel
 from .matrix_free import MatrixFree, conjugate_gradient
 from .superres import AverageSR, BicubicSR
 from .svd import SeparableOperator
@@ -61,8 +61,20 @@ OPERATORS: dict[str, tuple[Callable[..., LinearOperator], str]] = {
 }
 
 
+# Benchmark tasks named after their fixed options
+NAMED_TASKS: dict[str, tuple[str, dict[str, Any]]] = {
+    "deblur_motion": ("deblur_kernel", {"kernel": [f"motion:{length},{angle}" for length, angle in BENCHMARK_MOTION]}),
+    "inpaint_random80": ("inpaint", {"mask": "random:0.8"}),
+}
+
+
 def parse_task(task: str) -> tuple[str, dict[str, Any]]:
-    """``"sr_bicubic4"`` or ``"sr_bicubic_x4"`` -> ``("sr_bicubic", {"scale": 4})``; other names pass through."""
+    """``"sr_bicubic4"`` or ``"sr_bicubic_x4"`` -> ``("sr_bicubic", {"scale": 4})``; the benchmark's
+    ``deblur_motion`` (8 motion kernels, image i takes kernel i mod 8) and ``inpaint_random80``
+    (80 % of the pixels missing) -> their operator and options; other names pass through."""
+    if task in NAMED_TASKS:
+        base, params = NAMED_TASKS[task]
+        return base, dict(params)
     match = re.fullmatch(r"(sr_bicubic|sr_average|sr_kernel)_?x?(\d+)", task)
     if match:
         return match.group(1), {"scale": int(match.group(2))}

@@ -29,6 +29,11 @@ from .matrix_free import MatrixFree
 KERNEL_SPECS = "gauss:SIGMA, motion:LENGTH,ANGLE or disk:RADIUS"
 
 
+# The benchmark's motion blurs (length px, angle degrees): drawn once with numpy's default_rng(2026),
+# lengths 9-21 and angles 0-179, and fixed here; image i of a benchmark is blurred by kernel i mod 8.
+BENCHMARK_MOTION = ((20, 115), (11, 63), (9, 149), (17, 142), (13, 126), (15, 162), (10, 129), (13, 31))
+
+
 def gaussian_kernel_2d(sigma: float) -> np.ndarray:
     """An isotropic Gaussian of std ``sigma`` px, cut at 3 sigma."""
     radius = max(1, math.ceil(3 * sigma))
@@ -113,6 +118,26 @@ def make_kernel(kernel: str | os.PathLike | np.ndarray | torch.Tensor | None) ->
     return torch.from_numpy(array / total)
 
 
+def make_kernels(kernels) -> torch.Tensor:
+    """One kernel (n = 1) or one per image: a 1 x kh x kw or n x kh x kw stack, each normalised.
+
+    ``kernels`` is anything :func:`make_kernel` takes, a list of such, or a 3-D array or tensor
+    (n x kh x kw). Kernels of different sizes are zero-padded around their centres to one size.
+    """
+    if isinstance(kernels, (list, tuple)) and kernels and not isinstance(kernels[0], (int, float)) \
+            and not (isinstance(kernels[0], (list, tuple)) and kernels[0] and isinstance(kernels[0][0], (int, float))) or (torch.is_tensor(kernels) or isinstance(kernels, np.ndarray)) and kernels.ndim == 3:
+        stack = [make_kernel(k) for k in kernels]
+    else:
+        stack = [make_kernel(kernels)]
+    kh = max(k.shape[0] for k in stack) | 1  # odd, so the centre stays a pixel
+    kw = max(k.shape[1] for k in stack) | 1
+    out = torch.zeros(len(stack), kh, kw, dtype=torch.float64)
+    for i, k in enumerate(stack):
+        top, left = (kh - k.shape[0]) // 2, (kw - k.shape[1]) // 2
+        out[i, top : top + k.shape[0], left : left + k.shape[1]] = k
+    return out
+
+
 def hartley(x: torch.Tensor) -> torch.Tensor:
     """The unitary 2-D discrete Hartley transform over the last two axes (its own inverse)."""
     spectrum = torch.fft.fft2(x, norm="ortho")
@@ -120,47 +145,58 @@ def hartley(x: torch.Tensor) -> torch.Tensor:
 
 
 class KernelBlur(LinearOperator):
-    """Circular convolution with any 2-D ``kernel`` (see the module's docstring), by FFT."""
+    """Circular convolution with any 2-D ``kernel`` (see the module's docstring), by FFT; or with
+    one kernel per image of the batch (a list of kernels, or an n x kh x kw stack)."""
 
     name = "deblur_kernel"
 
     def __init__(self, kernel: str | os.PathLike | np.ndarray | torch.Tensor | None = None, zero: float = 1e-2):
-        self.kernel = make_kernel(kernel)
+        self.kernels = make_kernels(kernel)
         if not 0 <= zero < 1:
             raise OperatorError(f"deblur_kernel: the cut-off zero must be in [0, 1), got {zero}")
         self.zero = zero
         self._transfer: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
+    def kernel(self) -> torch.Tensor:
+        """The kernel (kh x kw), or the stack of kernels, one per image (n x kh x kw)."""
+        return self.kernels[0] if len(self.kernels) == 1 else self.kernels
+
+    @property
     def support(self) -> tuple[int, int]:
-        """The kernel's height and width in pixels."""
-        return tuple(self.kernel.shape)
+        """The kernels' height and width in pixels."""
+        return tuple(self.kernels.shape[-2:])
 
     def validate(self, height: int, width: int) -> None:
-        if self.kernel.shape[0] > height or self.kernel.shape[1] > width:
-            raise OperatorError(f"deblur_kernel: the {self.kernel.shape[0]}x{self.kernel.shape[1]} kernel is larger "
-                                f"than the {height}x{width} image")
+        kh, kw = self.support
+        if kh > height or kw > width:
+            raise OperatorError(f"deblur_kernel: the {kh}x{kw} kernel is larger than the {height}x{width} image")
 
     def transfer(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """(K^ with the cut-off applied, its pseudo-inverse), H x W complex, cached per size, device and dtype."""
         key = (height, width, device, dtype)
         if key not in self._transfer:
             self.validate(height, width)
-            kh, kw = self.kernel.shape
-            padded = torch.zeros(height, width, dtype=torch.float64)
-            padded[:kh, :kw] = self.kernel
+            n, kh, kw = self.kernels.shape
+            padded = torch.zeros(n, 1, height, width, dtype=torch.float64)
+            padded[..., :kh, :kw] = self.kernels[:, None]
             # centre the kernel on pixel (0, 0), so that blurring does not shift the image
-            K = torch.fft.fft2(torch.roll(padded, (-(kh // 2), -(kw // 2)), dims=(0, 1)))
-            kept = K.abs() >= self.zero * K.abs().max()
+            K = torch.fft.fft2(torch.roll(padded, (-(kh // 2), -(kw // 2)), dims=(-2, -1)))
+            kept = K.abs() >= self.zero * K.abs().amax(dim=(-2, -1), keepdim=True)
             K = torch.where(kept, K, 0)
             K_pinv = torch.where(kept, 1 / torch.where(kept, K, 1), 0)
             complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
             self._transfer[key] = (K.to(device, complex_dtype), K_pinv.to(device, complex_dtype))
         return self._transfer[key]
 
-    def _filter(self, x: torch.Tensor, which: int) -> torch.Tensor:
+    def _for(self, x: torch.Tensor, which: int) -> torch.Tensor:
         H = self.transfer(*x.shape[-2:], x.device, x.dtype)[which]
-        return torch.fft.ifft2(torch.fft.fft2(x) * H).real.to(x.dtype)
+        if H.shape[0] not in (1, x.shape[0]):
+            raise OperatorError(f"deblur_kernel: {H.shape[0]} kernels, one per image, but a batch of {x.shape[0]} images")
+        return H
+
+    def _filter(self, x: torch.Tensor, which: int) -> torch.Tensor:
+        return torch.fft.ifft2(torch.fft.fft2(x) * self._for(x, which)).real.to(x.dtype)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         return self._filter(x, 0)
@@ -169,8 +205,7 @@ class KernelBlur(LinearOperator):
         return self._filter(y, 1)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        H = self.transfer(*y.shape[-2:], y.device, y.dtype)[0]
-        return torch.fft.ifft2(torch.fft.fft2(y) * H.conj()).real.to(y.dtype)
+        return torch.fft.ifft2(torch.fft.fft2(y) * self._for(y, 0).conj()).real.to(y.dtype)
 
     def Vt(self, x: torch.Tensor) -> torch.Tensor:
         return hartley(x).to(x.dtype)
@@ -179,7 +214,7 @@ class KernelBlur(LinearOperator):
         return hartley(z).to(z.dtype)
 
     def singular_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.transfer(*x.shape[-2:], x.device, x.dtype)[0].abs()[None, None]
+        return self._for(x, 0).abs()
 
 
 class KernelSR(MatrixFree):
@@ -193,7 +228,7 @@ class KernelSR(MatrixFree):
             raise OperatorError(f"sr_kernel: the scale must be a positive integer, got {scale}")
         self.scale = int(scale)
         self.blur = KernelBlur(kernel, zero=0.0)
-        super().__init__(self._downsample, self._upsample, name="sr_kernel", cg_iterations=cg_iterations)
+        super().__init__(self._downsample, self._upsample, name=f"sr_kernel_x{self.scale}", cg_iterations=cg_iterations)
 
     def validate(self, height: int, width: int) -> None:
         if height % self.scale or width % self.scale:

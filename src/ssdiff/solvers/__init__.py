@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from ..models.encoder_reuse import EncoderReuse, key_calls
 from ..operators import LinearOperator
 from ..operators.physics import from_ours, is_physics, physics_noise, physics_operator, to_ours
 from .cm4ir import cm4ir
@@ -22,9 +23,6 @@ from .injection import AttentionInjector
 from .pigdm import pigdm
 from .red_diff import red_diff
 from .ssd import split_budget, ssd
-
-if TYPE_CHECKING:
-    from ..models.encoder_reuse import EncoderReuse
 
 # Per-task SSD defaults from the paper (Sec. 5.1): SR and deblurring t0=550, eta=0.4;
 # colorization t0=750, eta=0.8. Tasks the paper does not tune (inpainting, CS) have to
@@ -116,9 +114,10 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     image are in deepinv's [0, 1], and its noise model's ``sigma`` is the default ``sigma_y``.
 
     ``reuse_encoder`` (any method but DPS and PiGDM) runs the UNet's encoder only every that many
-    calls, or at the given call indices, and its decoder alone in between (Faster Diffusion's
-    encoder propagation, :class:`~ssdiff.models.EncoderReuse`): cheaper calls at a quality cost
-    measured in ``benchmarks/speed.md``; the result's extras count both kinds of call.
+    calls and at each call of the budget's last quarter (:func:`~ssdiff.models.encoder_reuse.key_calls`),
+    or at the given call indices, and its decoder alone in between (Faster Diffusion's encoder
+    propagation, :class:`~ssdiff.models.EncoderReuse`): cheaper calls at a quality cost measured
+    in ``benchmarks/speed.md``; the result's extras count both kinds of call.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
@@ -132,6 +131,8 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
         result.extras["physics"] = type(physics).__name__
         return result
     started = time.perf_counter()
+    if isinstance(reuse_encoder, int):
+        reuse_encoder = key_calls(reuse_encoder, nfe)
     with _encoder_reuse(prior, method, reuse_encoder) as reuse:
         try:
             result = METHODS[method][0](prior, operator, y, nfe=nfe, seed=seed, **hparams)
