@@ -375,6 +375,38 @@ def run_tune_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_app_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "app", help="restore photos in the browser (a local web page)",
+        description="Serve a web page (Gradio) where you upload a photo or pick an example, choose the task, method, "
+        "budget and seed, and see the measurement, A+y and the restoration, with a before/after slider and the PNG "
+        "to download. It runs what `ssdiff restore` runs. Local by default (127.0.0.1), no telemetry, one "
+        "restoration at a time. Needs the app extra: pip install 'ssdiff[app]'.",
+    )
+    p.add_argument("--model", help="checkpoint, diffusers folder or preset (default: the built-in celeba64)")
+    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+    p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda or mps")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    p.set_defaults(func=run_app)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    import tempfile
+
+    try:
+        import gradio  # noqa: F401 - only to say what is missing before the model loads
+    except ImportError:
+        raise InputError("ssdiff app needs Gradio: pip install 'ssdiff[app]'") from None
+    from .app import build_app, launch
+
+    prior = load_prior(args)
+    page = build_app(prior, examples_dir=Path(tempfile.gettempdir()) / "ssdiff_app_examples")
+    print(f"ssdiff app: http://{args.host}:{args.port} (Ctrl+C stops it)")
+    launch(page, host=args.host, port=args.port)
+    return 0
+
+
 def add_models_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "models", help="list the presets, or describe checkpoint files",
@@ -498,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tune_parser(subparsers)
     add_train_parser(subparsers)
     add_models_parser(subparsers)
+    add_app_parser(subparsers)
     return parser
 
 

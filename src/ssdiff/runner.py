@@ -255,11 +255,13 @@ def plan_framing(item: Item, prior, frame: str) -> None:
 def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, method: str = "ssd", nfe: int = 30,
                   seed: int = 0, hparams: dict[str, Any] | None = None, from_clean: bool = False,
                   sigma_y: float = 0.0, jpeg: int | None = None, overwrite: bool = False, batch_size: int = 8,
-                  frame: str = "auto", restore_fn: Callable | None = None) -> Outcome:
+                  frame: str = "auto", restore_fn: Callable | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> Outcome:
     """Restore every file into ``out``; see the module docstring for the rules.
 
     ``batch_size`` images of one size are restored together, and at most that many images or
     tiles go through the network at once; ``frame`` (:data:`FRAMES`) as :func:`plan_framing`.
+    ``on_progress(done, total)`` is told the network forwards of each batch as they run.
     """
     from . import restore
 
@@ -272,7 +274,7 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     with output_dir(out) as folder, _temporarily(prior, "max_batch", batch_size):
         todo = plan_outputs(files, folder, overwrite, outcome)
         pending: list[Item] = []
-        progress = Progress(prior, len(todo))
+        progress = Progress(prior, len(todo), on_progress)
 
         def flush() -> None:
             if pending:
@@ -324,8 +326,8 @@ class Progress:
     LOG_SECONDS = 30.0
     ANNOUNCE_FORWARDS = 300
 
-    def __init__(self, prior, images: int):
-        self.prior, self.images, self.images_done = prior, images, 0
+    def __init__(self, prior, images: int, hook: Callable[[int, int], None] | None = None):
+        self.prior, self.images, self.images_done, self.hook = prior, images, 0, hook
         self.seconds_per_input: float | None = None  # measured on the batches so far
 
     def measure(self, batch: int) -> float | None:
@@ -360,6 +362,8 @@ class Progress:
             nonlocal done, last_log
             done += 1
             bar.update(1)
+            if self.hook:
+                self.hook(done, total)
             now = time.perf_counter()
             if bar.disable and now - last_log >= self.LOG_SECONDS:  # not a terminal: a log line now and then
                 left = (now - started) / done * max(total - done, 0)
