@@ -20,7 +20,7 @@ def faces(tmp_path, images) -> Path:
 @pytest.fixture()
 def bench_args(faces, tiny_model_args) -> list[str]:
     return ["bench", "--data", str(faces), *tiny_model_args, "--tasks", "sr_bicubic2,colorization", "--methods", "pinv,bicubic,ssd,ddnm,dps", "--nfe", "4,6",
-            "--sweep", "eta=0,0.8", "--samples", "2"]
+            "--sweep", "eta=0,0.8", "--samples", "2", "--no-fid"]  # FID has a test of its own
 
 
 def quality_section(table: Path) -> str:
@@ -168,7 +168,7 @@ def test_peak_memory_is_measured_per_batch_not_per_process():
 def test_bench_with_a_kernel_per_image_batched_or_not(faces, tiny_model_args, tmp_path):
     # deblur_motion blurs image i with kernel i mod 8: batches of 2 and of 1 must agree
     args = ["bench", "--data", str(faces), *tiny_model_args, "--tasks", "deblur_motion,inpaint_random80",
-            "--methods", "pinv,dds@3", "--nfe", "3", "--samples", "2"]
+            "--methods", "pinv,dds@3", "--nfe", "3", "--samples", "2", "--no-fid"]
     one, batched = tmp_path / "one", tmp_path / "batched"
     assert main([*args, "--out", str(one)]) == 0
     assert main([*args, "--out", str(batched), "--batch-size", "2"]) == 0

@@ -102,8 +102,9 @@ def restore_upload(prior, upload: str | os.PathLike | None, *, clean: bool, task
         raise AppError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
     image = check_upload(upload)
     work = Path(work or tempfile.mkdtemp(prefix="ssdiff_app_"))
-    source = work / "input.png"
-    write_image(image, source)  # the upload as the PNG the runner reads (any format, one name)
+    stem = re.sub(r"[^\w.-]", "_", Path(upload).stem)[:60] or "upload"
+    source = work / f"{stem}.png"
+    write_image(image, source)  # the upload as the PNG the runner reads, whatever its format
     warnings_text = io.StringIO()
     try:
         spec = TaskSpec(task, task_params(task, scale, mask, kernel))
@@ -114,14 +115,14 @@ def restore_upload(prior, upload: str | os.PathLike | None, *, clean: bool, task
     except (InputError, OperatorError, ValueError) as error:
         raise AppError(str(error)) from None
     # the runner's one-line errors and warnings, and the library's warnings (an untuned ssd-fast, ...)
-    messages = [re.sub(r"^ssdiff: (error|warning): \S*input\.png: ", r"\1: ", line)
+    messages = [re.sub(r"^ssdiff: (error|warning): ", r"\1: ", line.replace(f"{source}: ", ""))
                 for line in warnings_text.getvalue().splitlines() if line.startswith("ssdiff: ")]
     messages += [f"warning: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
-    if outcome.failed or not (work / "out" / "input.png").is_file():
+    restored_path = work / "out" / f"{stem}.png"
+    if outcome.failed or not restored_path.is_file():
         raise AppError(next((m for m in messages if m.startswith("error")), "the restoration failed").removeprefix("error: "))
-    restored_path = work / "out" / "input.png"
     restored = read_image(restored_path)
-    measurement_picture = read_image(work / "out" / "input_measurement.png") if clean else image
+    measurement_picture = read_image(work / "out" / f"{stem}_measurement.png") if clean else image
     operator = spec.operator(tuple(restored.shape[-2:])) if not spec.border else None
     shown, pinv = work / "measurement.png", None
     if operator is not None:

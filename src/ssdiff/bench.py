@@ -168,6 +168,7 @@ class BenchConfig:
     device: str = "auto"
     lpips_weights: str | None = None
     inception_weights: str | None = None
+    fid: bool = True  # FID/KID columns (when the Inception network is installed)
     fid_reference: str | None = None  # a slice of the data folder for FID/KID's real set (default: the truths)
 
     def runs(self) -> list[Run]:
@@ -367,7 +368,7 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
     """Read every per-image result and write the CSV/JSON, the markdown table, plots and samples."""
     out = Path(config.out)
     lpips_fn, lpips_note = load_lpips(config.lpips_weights)
-    extract, fid_note = load_fid(config.inception_weights)
+    extract, fid_note = load_fid(config.inception_weights) if config.fid else (None, None)
     if extract is not None:
         reference_stems, reference = fid_reference(config, stems, truths)
         reference_features = cached_features(out / "fid_reference.npz", reference_stems, lambda: extract(reference))
