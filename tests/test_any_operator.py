@@ -294,3 +294,21 @@ def test_benchmark_tasks_with_fixed_kernels_and_masks():
     alone = make_kernel(f"motion:{length},{angle}")
     top = (operator.support[0] - alone.shape[0]) // 2
     assert torch.equal(operator.kernels[0, top : top + alone.shape[0], top : top + alone.shape[1]], alone)
+
+
+def test_huge_specs_exact_zeros_kernel_sets_and_negative_singular_values(images, tmp_path, capsys):
+    with pytest.raises(OperatorError, match="larger than 1024 px"):
+        make_kernel("gauss:100000")
+    box = get_operator("deblur_kernel", image_size=(8, 8), kernel=np.ones((1, 2)), zero=0.0)  # exact zeros in |K^|
+    assert torch.isfinite(box.A_pinv(_random(1, 3, 8, 8))).all()
+    # a benchmark task with a set of kernels is refused for photos, with the way out
+    photos = write_images(tmp_path / "in", images[:1], ["face"])
+    assert main(["degrade", str(photos), "--task", "deblur_motion", "--out", str(tmp_path / "out")]) == 2
+    assert "benchmark task" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    # a decomposable physics with negative singular values: A A+ A = A
+    physics = MaskPhysics(torch.tensor([[[[1.0, -2.0], [0.5, -0.25]]]]))
+    from ssdiff.operators.physics import physics_operator
+
+    operator = physics_operator(physics, physics.A(torch.ones(1, 3, 2, 2)))
+    x = _random(1, 3, 2, 2, dtype=torch.float32)
+    assert torch.allclose(operator.A(operator.A_pinv(operator.A(x))), operator.A(x), atol=1e-6)

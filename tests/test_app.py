@@ -119,3 +119,18 @@ def test_the_page_in_a_real_browser(tiny_ddpm, photo, tmp_path, browser):
         browser.save_screenshot(str(tmp_path / "page.png"))
     finally:
         page.close()
+
+
+def test_clean_uploads_of_any_size_and_spec_only_options(tiny_ddpm, tmp_path):
+    odd = tmp_path / "odd.png"
+    Image.new("RGB", (30, 22), (120, 80, 40)).save(odd)
+    result = restore_upload(tiny_ddpm, odd, clean=True, task="sr_bicubic", scale=4, method="ssd", nfe=3)
+    assert Image.open(result.restored).size == Image.open(result.pinv).size == (30, 22)
+    with pytest.raises(AppError, match="takes gauss:SIGMA"):
+        restore_upload(tiny_ddpm, odd, clean=True, task="deblur_kernel", kernel="/etc/passwd", nfe=3)
+    with pytest.raises(AppError, match="takes center or random:F"):
+        restore_upload(tiny_ddpm, odd, clean=True, task="inpaint", mask="/etc/hostname", nfe=3)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1000, 600)).save(big)
+    with pytest.raises(AppError, match="restored 8x larger"):
+        restore_upload(tiny_ddpm, big, clean=False, task="sr_bicubic", scale=8, nfe=3)

@@ -191,8 +191,14 @@ def test_bench_adds_fid_and_kid_against_a_reference_set(faces, tiny_model_args, 
             "--subset", "0:2", "--fid-reference", "0:4", "--samples", "0", "--out", str(out)]
     assert main(args) == 0
     rows = json.loads((out / "results.json").read_text())
+    # 2 restored images against 4 real ones: KID over subsets of 2, with its deviation
     assert all(r["FID"] > 0 and "KID" in r and r["KID_std"] >= 0 for r in rows)
     table = (out / "table.md").read_text()
     assert "FID and KID (x1e3) against 4 real faces (0:4 of the data)" in table and " ± " in table
     with np.load(out / "fid_reference.npz") as kept:
-        assert kept["features"].shape == (4, 2048) and kept["stems"].tolist() == ["00", "01", "02", "03"]
+        assert kept["features"].shape == (4, 2048)
+    cached = out / "runs" / "sr_bicubic2" / "pinv" / "inception.npz"
+    stamp = cached.stat().st_mtime_ns
+    assert main(args) == 0 and cached.stat().st_mtime_ns == stamp  # the same images: features reused
+    write_images(out / "runs" / "sr_bicubic2" / "pinv", torch.zeros(1, 3, 32, 32), ["00"])  # a changed image
+    assert main(args) == 0 and cached.stat().st_mtime_ns != stamp

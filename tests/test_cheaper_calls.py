@@ -1,5 +1,6 @@
 """Cheaper network calls: encoder propagation (Faster Diffusion) and half-precision autocast."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -83,7 +84,7 @@ def test_restore_with_encoder_reuse_counts_its_calls_and_stays_consistent(device
     half = restore(device_ddpm, operator, y, method="ssd", nfe=10, seed=0, reuse_encoder=2)
     assert half.nfe == plain.nfe == 9  # SSD's budget: one call fewer than its steps
     assert (half.extras["encoder_calls"], half.extras["decoder_only_calls"]) == (5, 4)  # calls 0, 2, 4, 6, 8
-    third = restore(device_ddpm, operator, y, method="ssd", nfe=10, seed=0, reuse_encoder=3)
+    third = restore(device_ddpm, operator, y, method="ssd", nfe=10, seed=0, reuse_encoder=np.int64(3))  # any integer
     assert (third.extras["encoder_calls"], third.extras["decoder_only_calls"]) == (4, 5)  # 0, 3, 6 and 8 (the budget's last quarter)
     assert not torch.allclose(half.image, plain.image, atol=1e-3)  # a real approximation
     assert (operator.A(half.image) - y).abs().mean() < 1e-3  # back-projection keeps it consistent

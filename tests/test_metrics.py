@@ -92,6 +92,8 @@ def test_kid_is_the_unbiased_mmd_of_the_cubic_kernel():
     assert mean == pytest.approx(direct, abs=3 * std / np.sqrt(4000) + 1e-9) and std > 0
     same, _ = kid_from_features(_gaussian_features(300, 6, seed=3), _gaussian_features(300, 6, seed=4), subsets=20, subset_size=200)
     assert abs(same) < 0.05 and mean > 10 * abs(same)
+    whole, spread = kid_from_features(x[:40], y)  # subsets as large as both sets: all the same, no deviation
+    assert spread is None and whole == pytest.approx(kid_from_features(x[:40], y, subsets=1)[0])
 
 
 def test_tf1_bilinear_resize():

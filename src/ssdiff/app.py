@@ -18,6 +18,7 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -77,16 +78,31 @@ def check_upload(path: str | os.PathLike | None, max_pixels: int = MAX_PIXELS, m
 
 
 def task_params(task: str, scale: int | None, mask: str | None, kernel: str | None) -> dict[str, Any]:
-    """The operator options the page sets for ``task`` (the others keep their defaults)."""
+    """The operator options the page sets for ``task`` (the others keep their defaults). Masks and
+    kernels are specs only: a file path typed into the page must not open files on the server."""
     base, _ = parse_task(task)
     params: dict[str, Any] = {}
     if base.startswith("sr_") and scale:
         params["scale"] = int(scale)
     if base == "inpaint" and mask:
-        params["mask"] = mask
+        if not re.fullmatch(r"center|random:[\d.]+", mask.strip()):
+            raise AppError(f"mask {mask!r}: this page takes center or random:F (F, the fraction of pixels missing)")
+        params["mask"] = mask.strip()
     if base in ("deblur_kernel", "sr_kernel"):
-        params["kernel"] = kernel or None
+        if not re.fullmatch(r"(gauss|motion|disk):[\d.,\s-]+", (kernel or "").strip()):
+            raise AppError(f"kernel {kernel!r}: this page takes gauss:SIGMA, motion:LENGTH,ANGLE or disk:RADIUS")
+        params["kernel"] = kernel.strip()
     return params
+
+
+def _request_folder(keep: int = 16) -> Path:
+    """A fresh folder for one request under the app's own temporary folder, keeping only the
+    newest ``keep`` (the page has shown their files by then)."""
+    root = Path(tempfile.gettempdir()) / "ssdiff_app"
+    root.mkdir(exist_ok=True)
+    for old in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
 
 
 def restore_upload(prior, upload: str | os.PathLike | None, *, clean: bool, task: str, scale: int | None = 4,
@@ -101,13 +117,17 @@ def restore_upload(prior, upload: str | os.PathLike | None, *, clean: bool, task
     if method not in METHODS:
         raise AppError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
     image = check_upload(upload)
-    work = Path(work or tempfile.mkdtemp(prefix="ssdiff_app_"))
+    params = task_params(task, scale, mask, kernel)
+    if not clean and params.get("scale", 1) ** 2 * image.shape[-2] * image.shape[-1] > MAX_PIXELS:
+        raise AppError(f"{Path(upload).name}: restored {params['scale']}x larger it would be more than the "
+                       f"{MAX_PIXELS / 1e6:.0f} megapixels this page restores; use `ssdiff restore`")
+    work = Path(work) if work else _request_folder()
     stem = re.sub(r"[^\w.-]", "_", Path(upload).stem)[:60] or "upload"
-    source = work / f"{stem}.png"
+    source = work / "in" / f"{stem}.png"
     write_image(image, source)  # the upload as the PNG the runner reads, whatever its format
     warnings_text = io.StringIO()
     try:
-        spec = TaskSpec(task, task_params(task, scale, mask, kernel))
+        spec = TaskSpec(task, params)
         with contextlib.redirect_stderr(warnings_text), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             outcome = restore_files([source], work / "out", prior, spec, method=method, nfe=int(nfe), seed=int(seed),
@@ -123,16 +143,18 @@ def restore_upload(prior, upload: str | os.PathLike | None, *, clean: bool, task
         raise AppError(next((m for m in messages if m.startswith("error")), "the restoration failed").removeprefix("error: "))
     restored = read_image(restored_path)
     measurement_picture = read_image(work / "out" / f"{stem}_measurement.png") if clean else image
-    operator = spec.operator(tuple(restored.shape[-2:])) if not spec.border else None
+    height, width = restored.shape[-2:]
     shown, pinv = work / "measurement.png", None
-    if operator is not None:
-        try:
+    try:  # A+y at the size the operator took (a clean upload is padded to a multiple of the scale)
+        size = spec.valid_size(height, width)
+        operator = spec.operator(size) if not spec.border else None
+        if operator is not None:
             y = image_to_measurement(operator, measurement_picture, "the measurement")
-            write_image(display_measurement(operator, y, tuple(restored.shape[-2:])), shown)
+            write_image(display_measurement(operator, y, size)[..., :height, :width], shown)
             pinv = work / "pinv.png"
-            write_image(operator.A_pinv(y[None])[0].clamp(-1, 1), pinv)
-        except (InputError, OperatorError):
-            pinv = None
+            write_image(operator.A_pinv(y[None])[0].clamp(-1, 1)[..., :height, :width], pinv)
+    except (InputError, OperatorError):
+        pinv = None
     if not shown.is_file():
         write_image(measurement_picture, shown)
     scores = {"PSNR": psnr(restored, image), "SSIM": ssim(restored, image)} if clean else {}

@@ -16,6 +16,7 @@ changes any restoration.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from .io import (
     pil_to_tensor,
     read_image,
     resize,
+    tensor_to_uint8,
     write_bytes,
     write_image,
 )
@@ -371,7 +373,10 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
     extract, fid_note = load_fid(config.inception_weights) if config.fid else (None, None)
     if extract is not None:
         reference_stems, reference = fid_reference(config, stems, truths)
-        reference_features = cached_features(out / "fid_reference.npz", reference_stems, lambda: extract(reference))
+        if len(reference_stems) < 2:
+            raise ValueError(f"--fid-reference: FID and KID need at least 2 real images, got {len(reference_stems)}")
+        reference_features = cached_features(out / "fid_reference.npz", reference, config.inception_weights,
+                                             lambda: extract(reference))
         fid_note = (f"FID and KID (x1e3) against {len(reference_stems)} real faces"
                     f"{' (' + config.fid_reference + ' of the data)' if config.fid_reference else ' (the truths)'}, "
                     "each run's images as the other set (its image count in the last column); Inception of "
@@ -401,10 +406,11 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
             with torch.no_grad():
                 row["LPIPS"] = float(lpips_fn(restored, truths[done]).mean())
         if extract is not None and len(done) > 1:
-            features = cached_features(folder / "inception.npz", [stems[i] for i in done],
+            features = cached_features(folder / "inception.npz", restored, config.inception_weights,
                                        lambda images=restored: extract(images))
             kid_mean, kid_std = kid_from_features(reference_features, features)
-            row.update(FID=fid_from_features(reference_features, features), KID=1e3 * kid_mean, KID_std=1e3 * kid_std)
+            row.update(FID=fid_from_features(reference_features, features), KID=1e3 * kid_mean,
+                       KID_std=None if kid_std is None else 1e3 * kid_std)
         rows.append(row)
     _write_tables(out, rows, " ".join(n for n in (lpips_note, fid_note) if n) or None)
     _plot(out, rows)
@@ -420,15 +426,18 @@ def fid_reference(config: BenchConfig, stems: list[str], truths: torch.Tensor) -
     return load_truths(replace(config, subset=config.fid_reference, limit=None), tuple(truths.shape[-2:]))
 
 
-def cached_features(path: Path, stems: list[str], compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Inception features of these images, kept in ``path`` and recomputed when the images change."""
+def cached_features(path: Path, images: torch.Tensor, weights: str | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Inception features of ``images``, kept in ``path`` under a digest of their 8-bit pixels and
+    the network file, and recomputed when either changes."""
+    pixels = b"".join(tensor_to_uint8(image).tobytes() for image in images)
+    digest = hashlib.sha256(pixels + str(weights).encode()).hexdigest()
     if path.is_file():
         with np.load(path) as kept:
-            if kept["stems"].tolist() == stems:
+            if str(kept["digest"]) == digest:
                 return kept["features"]
     features = compute()
     with atomic_path(path) as temp, open(temp, "wb") as handle:
-        np.savez(handle, stems=np.array(stems), features=features)
+        np.savez(handle, digest=np.array(digest), features=features)
     return features
 
 

@@ -97,12 +97,16 @@ def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-                      seed: int = 0) -> tuple[float, float]:
+                      seed: int = 0) -> tuple[float, float | None]:
     """KID: the unbiased MMD^2 with kernel ``(x.y / d + 1)^3`` over ``subsets`` random subsets of
-    ``min(subset_size, len(real), len(fake))`` features of each set; (mean, standard deviation)."""
+    ``min(subset_size, len(real), len(fake))`` features of each set; (mean, standard deviation).
+    When that takes both whole sets, every subset is the same: one computation, and no deviation
+    (None)."""
     m = min(subset_size, len(real), len(fake))
     if m < 2:
         raise ValueError("KID needs at least 2 features in each set")
+    if m == len(real) == len(fake):
+        subsets = 1
     rng = np.random.default_rng(seed)
     d = real.shape[1]
     values = []
@@ -112,7 +116,7 @@ def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, su
         k_xx, k_yy, k_xy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
         within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
         values.append(within - 2 * k_xy.mean())
-    return float(np.mean(values)), float(np.std(values))
+    return float(np.mean(values)), float(np.std(values)) if subsets > 1 else None
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor, **options) -> float:
@@ -120,6 +124,6 @@ def fid(real: torch.Tensor, fake: torch.Tensor, **options) -> float:
     return fid_from_features(inception_features(real, **options), inception_features(fake, **options))
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, **options) -> tuple[float, float]:
+def kid(real: torch.Tensor, fake: torch.Tensor, **options) -> tuple[float, float | None]:
     """KID (mean, standard deviation) between two image batches (N x 3 x H x W in [-1, 1])."""
     return kid_from_features(inception_features(real, **options), inception_features(fake, **options))

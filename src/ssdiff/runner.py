@@ -95,6 +95,9 @@ class TaskSpec:
         # unknown tasks and options, and bad kernels, fail before any work
         base, params = check_task(self.task, self.params)
         if base in ("deblur_kernel", "sr_kernel"):
+            if isinstance(params.get("kernel"), list):
+                raise OperatorError(f"{self.task} is a benchmark task (a set of kernels, one per image); for your "
+                                    "photos give one kernel: --task deblur_kernel --kernel FILE|gauss:S|motion:L,A|disk:R")
             make_kernel(params.get("kernel"))
         if str(params.get("mask", "")).startswith("random:"):
             random_mask(1, 1, params["mask"].partition(":")[2])

@@ -86,7 +86,8 @@ class EncoderReuse:
     of the key calls (call 0 is always one). A call of a prior may take several forwards (batches
     bounded by ``max_batch``, tiles); each forward's features are kept apart, and a forward whose
     input shape does not match what was kept runs whole and becomes the new key. ``encoder_calls``
-    and ``decoder_calls`` count the prior calls of each kind.
+    and ``decoder_calls`` count the prior calls of each kind. The network's ``torch.compile``
+    (:meth:`DiffusionPrior.compile`) is not used for the halves: they run eagerly.
     """
 
     def __init__(self, network: nn.Module, key_calls: int | Sequence[int]) -> None:
@@ -105,6 +106,7 @@ class EncoderReuse:
         self._forward = 0
         self._features: list[tuple[torch.Size, torch.Tensor, tuple[torch.Tensor, ...]]] = []
         self._encoded_this_call = False
+        self._counted_as_decoder = False
 
     def start_call(self) -> None:
         """Called by the prior once per call, before its forwards."""
@@ -116,12 +118,15 @@ class EncoderReuse:
             self.encoder_calls += 1
         else:
             self.decoder_calls += 1
+        self._counted_as_decoder = not self._encoded_this_call
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         index, self._forward = self._forward, self._forward + 1
         emb = time_embedding(self.network, t)
         kept = self._features[index] if index < len(self._features) else None
         if self._encoded_this_call or kept is None or kept[0] != x_t.shape:
+            if self._counted_as_decoder:  # a shape change: this call ran the encoder after all
+                self.decoder_calls, self.encoder_calls, self._counted_as_decoder = self.decoder_calls - 1, self.encoder_calls + 1, False
             h, skips = encode(self.network, x_t, emb)
             if kept is None:
                 self._features.append((x_t.shape, h, skips))

@@ -27,6 +27,7 @@ from .base import LinearOperator, OperatorError
 from .matrix_free import MatrixFree
 
 KERNEL_SPECS = "gauss:SIGMA, motion:LENGTH,ANGLE or disk:RADIUS"
+MAX_KERNEL_SIZE = 1024  # px: a spec beyond it is a typo, and its kernel would not fit in memory
 
 
 # The benchmark's motion blurs (length px, angle degrees): drawn once with numpy's default_rng(2026),
@@ -79,6 +80,8 @@ def _parse_spec(spec: str) -> np.ndarray:
         raise OperatorError(f"kernel {spec!r}: expected a kernel image or array, or {KERNEL_SPECS}")
     if kind in ("gauss", "disk") and values[0] <= 0 or kind == "motion" and values[0] < 1:
         raise OperatorError(f"kernel {spec!r}: the size must be positive (motion: a length of at least 1 px)")
+    if values[0] > MAX_KERNEL_SIZE / (6 if kind == "gauss" else 2 if kind == "disk" else 1):
+        raise OperatorError(f"kernel {spec!r}: larger than {MAX_KERNEL_SIZE} px, more than any image here can take")
     return shapes[kind][1](*values)
 
 
@@ -106,7 +109,10 @@ def make_kernel(kernel: str | os.PathLike | np.ndarray | torch.Tensor | None) ->
             raise OperatorError(f"{kernel}: no such kernel file (a kernel is an image file, an array, or {KERNEL_SPECS})")
     else:
         name = "kernel"
-        array = kernel.detach().cpu().double().numpy() if torch.is_tensor(kernel) else np.asarray(kernel, dtype=np.float64)
+        try:
+            array = kernel.detach().cpu().double().numpy() if torch.is_tensor(kernel) else np.asarray(kernel, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise OperatorError(f"kernel: not a 2-D array of numbers ({error})") from None
     if array.ndim != 2 or array.size == 0:
         raise OperatorError(f"{name}: a blur kernel must be a non-empty 2-D array, got shape {array.shape}")
     if not np.isfinite(array).all():
@@ -182,7 +188,8 @@ class KernelBlur(LinearOperator):
             padded[..., :kh, :kw] = self.kernels[:, None]
             # centre the kernel on pixel (0, 0), so that blurring does not shift the image
             K = torch.fft.fft2(torch.roll(padded, (-(kh // 2), -(kw // 2)), dims=(-2, -1)))
-            kept = K.abs() >= self.zero * K.abs().amax(dim=(-2, -1), keepdim=True)
+            # values under the cut-off, and exact zeros even without one, are the null space
+            kept = K.abs() > (self.zero * K.abs().amax(dim=(-2, -1), keepdim=True)).clamp_min(1e-12)
             K = torch.where(kept, K, 0)
             K_pinv = torch.where(kept, 1 / torch.where(kept, K, 1), 0)
             complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64

@@ -67,8 +67,9 @@ class DecomposablePhysics(LinearOperator):
 
     def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
         coefficients = self.physics.U_adjoint(y)
-        s = self.singular_map(coefficients)
-        return self.physics.V(torch.where(s > 0, coefficients / torch.where(s > 0, s, 1), 0))
+        mask = torch.as_tensor(self.physics.mask, dtype=coefficients.dtype, device=coefficients.device)
+        kept = mask.abs() > DAGGER_ZERO  # divide by the mask itself: a negative entry flips its sign back
+        return self.physics.V(torch.where(kept, coefficients / torch.where(kept, mask, 1), 0))
 
 
 def physics_operator(physics: Any, y: torch.Tensor) -> LinearOperator:

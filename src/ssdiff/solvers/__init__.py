@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -131,8 +132,8 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
         result.extras["physics"] = type(physics).__name__
         return result
     started = time.perf_counter()
-    if isinstance(reuse_encoder, int):
-        reuse_encoder = key_calls(reuse_encoder, nfe)
+    if isinstance(reuse_encoder, numbers.Integral):
+        reuse_encoder = key_calls(int(reuse_encoder), nfe)
     with _encoder_reuse(prior, method, reuse_encoder) as reuse:
         try:
             result = METHODS[method][0](prior, operator, y, nfe=nfe, seed=seed, **hparams)
