@@ -130,9 +130,7 @@ def add_restore_parser(subparsers) -> None:
     p.add_argument("inputs", nargs="+", help="image files or folders")
     add_task_options(p)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--model", help="checkpoint file, diffusers folder or preset name (default: the built-in celeba64)")
-    p.add_argument("--config", help="JSON file with the network's configuration in the reference code's argument "
-                   "names, for checkpoints whose shapes do not determine it")
+    add_prior_options(p)
     add_solver_options(p)
     p.add_argument("--from-clean", action="store_true", help="inputs are clean images: degrade them first, "
                    "and also write <name>_truth.png, <name>_measurement.png and <name>_compare.png "
@@ -152,6 +150,13 @@ def add_restore_parser(subparsers) -> None:
                    "it did not pay off on top of the default channels-last layout)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.set_defaults(func=run_restore)
+
+
+def add_prior_options(p: argparse.ArgumentParser) -> None:
+    """--model and --config, as load_prior reads them (restore and app)."""
+    p.add_argument("--model", help="checkpoint file, diffusers folder or preset name (default: the built-in celeba64)")
+    p.add_argument("--config", help="JSON file with the network's configuration in the reference code's argument "
+                   "names, for checkpoints whose shapes do not determine it")
 
 
 def load_prior(args: argparse.Namespace):
@@ -385,8 +390,7 @@ def add_app_parser(subparsers) -> None:
         "to download. It runs what `ssdiff restore` runs. Local by default (127.0.0.1), no telemetry, one "
         "restoration at a time. Needs the app extra: pip install 'ssdiff[app]'.",
     )
-    p.add_argument("--model", help="checkpoint, diffusers folder or preset (default: the built-in celeba64)")
-    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+    add_prior_options(p)
     p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda or mps")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
