@@ -152,9 +152,11 @@ def add_restore_parser(subparsers) -> None:
     p.set_defaults(func=run_restore)
 
 
-def add_prior_options(p: argparse.ArgumentParser) -> None:
-    """--model and --config, as load_prior reads them (restore and app)."""
-    p.add_argument("--model", help="checkpoint file, diffusers folder or preset name (default: the built-in celeba64)")
+def add_prior_options(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """--model and --config, as load_model reads them. Without a default (restore, app), load_prior says
+    which prior it took; bench and tune, whose figures name their model, default to celeba64 silently."""
+    p.add_argument("--model", default=default,
+                   help="checkpoint file, diffusers folder or preset name (default: the built-in celeba64)")
     p.add_argument("--config", help="JSON file with the network's configuration in the reference code's argument "
                    "names, for checkpoints whose shapes do not determine it")
 
@@ -235,8 +237,7 @@ def add_image_folder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces "
                    "(tune on others, e.g. '7000:7016')")
     p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
-    p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
-    p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+    add_prior_options(p, default="celeba64")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
@@ -331,7 +332,6 @@ def add_tune_parser(subparsers) -> None:
 
 
 def run_tune_command(args: argparse.Namespace) -> int:
-    from . import load_model
     from .bench import BenchConfig, load_truths
     from .io import write_bytes
     from .operators import get_operator, parse_task
@@ -350,7 +350,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"--space: unknown knob {min(unknown)!r}; choose from: {', '.join(SEARCH_SPACE)}")
         base, params = parse_task(args.task)
-        prior = load_model(args.model, device=args.device, config=read_config(args.config))
+        prior = load_prior(args)
         prior.max_batch = args.batch_size  # a batch is one network forward
         size = prior.require_resolution()
         operator = get_operator(base, image_size=size, **params)

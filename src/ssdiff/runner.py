@@ -377,6 +377,11 @@ class Progress:
         try:
             with _temporarily(self.prior, "on_forward", advance):
                 yield
+            if done < total:  # the budget was an upper bound (SSD's first inversion step needs no call): settle at what ran
+                bar.total = done
+                bar.refresh()
+                if self.hook:
+                    self.hook(done, done)
         finally:
             bar.close()
             if done:
