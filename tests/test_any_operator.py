@@ -12,6 +12,7 @@ from ssdiff import get_operator, restore
 from ssdiff.cli import main
 from ssdiff.operators import MatrixFree, OperatorError, conjugate_gradient, make_kernel
 from ssdiff.operators.kernel import disk_kernel, hartley, motion_kernel
+from ssdiff.solvers.common import Restoration
 
 SPECS = ["gauss:1.5", "motion:9,30", "disk:2.5"]
 
@@ -312,3 +313,50 @@ def test_huge_specs_exact_zeros_kernel_sets_and_negative_singular_values(images,
     operator = physics_operator(physics, physics.A(torch.ones(1, 3, 2, 2)))
     x = _random(1, 3, 2, 2, dtype=torch.float32)
     assert torch.allclose(operator.A(operator.A_pinv(operator.A(x))), operator.A(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("task,scale", [("deblur_kernel", 1), ("sr_kernel", 2)])
+def test_a_real_photos_blur_is_undone_on_a_larger_canvas_far_better_than_as_a_circular_blur(
+        task, scale, tiny_ddpm, images, tmp_path, monkeypatch):
+    from ssdiff.runner import TaskSpec, restore_files
+
+    # a camera's blur is linear, not circular: the photo is the part of the scene's blur that saw only the scene
+    kernel = make_kernel("gauss:1.5").float()
+    side = kernel.shape[-1] // 2
+    scene = images[:1]
+    blurry = F.conv2d(scene.reshape(3, 1, 32, 32), kernel[None, None]).reshape(1, 3, 32 - 2 * side, 32 - 2 * side)
+    photos = write_images(tmp_path / "in", blurry[..., ::scale, ::scale], ["face"])
+    truth = scene[0, :, side:-side, side:-side]
+
+    def pseudo_inverse(prior, operator, y, **_):
+        return Restoration(operator.A_pinv(y), 0)
+
+    def rmse(camera_blur: bool) -> float:
+        if not camera_blur:  # the photo as a circular blur of an image of its own frame
+            monkeypatch.setattr(TaskSpec, "photo_operator", lambda self, size: self.operator((size[0] * scale, size[1] * scale)))
+        spec = TaskSpec(task, {"kernel": "gauss:1.5", **({"scale": scale} if scale > 1 else {})})
+        out = tmp_path / f"out{camera_blur}"
+        assert restore_files([photos / "face.png"], out, tiny_ddpm, spec, restore_fn=pseudo_inverse).exit_code == 0
+        restored = torch.from_numpy(np.asarray(Image.open(out / "face.png"), dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+        assert restored.shape == truth.shape  # the canvas is cropped back to the photo's frame
+        return (restored - truth).pow(2).mean().sqrt().item()
+
+    assert rmse(camera_blur=True) < 0.5 * rmse(camera_blur=False)
+
+
+def test_camera_blur_is_the_valid_part_of_the_circular_blur_and_its_adjoint_checks():
+    from ssdiff.operators import ValidBlur
+
+    x = _random(2, 3, 40, 40)
+    camera = ValidBlur("motion:9,30", cg_iterations=100)
+    circular = get_operator("deblur_kernel", image_size=(40, 40), kernel="motion:9,30", zero=0.0)
+    m = camera.margin
+    assert m == make_kernel("motion:9,30").shape[-1]
+    assert torch.allclose(camera.A(x), circular.A(x)[..., m:-m, m:-m]) and camera.crop(x).shape[-1] == 40 - 2 * m
+    assert camera.image_shape(camera.A(x)) == (40, 40) and camera.check_adjoint(x) < 1e-5
+    y = camera.A(x)
+    assert (camera.A(camera.A_pinv(y)) - y).abs().max() < 2e-3  # CG reaches the photo within a quarter of a grey level
+    sr = ValidBlur("gauss:1.5", scale=4)
+    assert sr.margin == 3 and sr.A(x).shape[-2:] == (4, 4) and sr.crop(x).shape[-1] == 40 - 24
+    with pytest.raises(OperatorError, match="margin"):
+        ValidBlur("gauss:1", margin=0)

@@ -8,13 +8,15 @@ Rules a user can rely on:
   PNG is written last and marks an image as done);
 - any image size works: a clean image is mirror-padded to the nearest size the operator takes
   (multiples of the SR scale, powers of two for compressed sensing) and its restoration is
-  cropped back; a real measurement restores to ``scale x`` its size;
+  cropped back; a real measurement restores to ``scale x`` its size (a photo blurred with a
+  user's kernel, on a canvas larger by the kernel's reach, cropped back to the photo's frame);
 - a restoration with NaN or Inf is reported and not saved.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .faces import FacePlan, face_template, framable, plan_face, restore_face
@@ -34,6 +35,7 @@ from .operators import (
     Colorization,
     LinearOperator,
     OperatorError,
+    ValidBlur,
     check_task,
     get_operator,
     make_kernel,
@@ -114,13 +116,17 @@ class TaskSpec:
     def valid_size(self, height: int, width: int) -> tuple[int, int]:
         return valid_image_size(self.task, height, width, self.params)
 
-    @property
-    def border(self) -> int:
-        """Mirrored pixels a real photo gets on each side before a circular blur is undone (the
-        kernel's support: the wrap-around then meets mirrored pixels, not the far side)."""
-        if parse_task(self.task)[0] != "deblur_kernel":
-            return 0
-        return max(make_kernel(self.params.get("kernel")).shape)
+    def photo_operator(self, size: tuple[int, int]) -> LinearOperator:
+        """The operator that made a real photo of ``size``: for a user's kernel, a camera's blur of a
+        scene larger than the photo (:class:`ValidBlur`; restored on a larger canvas, cropped after),
+        otherwise the task's operator at the restored size."""
+        if parse_task(self.task)[0] in ("deblur_kernel", "sr_kernel"):
+            return self._camera_blur
+        return self.operator((size[0] * self.scale, size[1] * self.scale))
+
+    @functools.cached_property
+    def _camera_blur(self) -> ValidBlur:
+        return ValidBlur(self.params.get("kernel"), scale=self.scale)
 
 
 def plan_outputs(files: list[Path], out: Path, overwrite: bool, outcome: Outcome) -> list[tuple[Path, Path]]:
@@ -182,7 +188,6 @@ class Item:
     truth: torch.Tensor | None = None  # the clean image (its original size) with --from-clean
     crop: tuple[int, int] | None = None  # the size to crop the restoration back to
     face: FacePlan | None = None  # restore the face in the prior's frame (see ssdiff.faces)
-    border: int = 0  # mirrored pixels added on each side (TaskSpec.border), cropped after
 
 
 def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y: float, jpeg: int | None,
@@ -196,13 +201,8 @@ def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y:
         y = simulate_measurement(operator, padded[None], sigma_y, jpeg, torch.Generator().manual_seed(seed))[0]
         item = Item(path, target, operator, y, truth=image, crop=size)
     else:
-        border = spec.border
-        if border:
-            mode = "reflect" if border < min(image.shape[-2:]) else "replicate"
-            image = F.pad(image[None], (border,) * 4, mode=mode)[0]
-        size = (image.shape[-2] * spec.scale, image.shape[-1] * spec.scale)
-        operator = spec.operator(size)
-        item = Item(path, target, operator, image_to_measurement(operator, image, str(path)), border=border)
+        operator = spec.photo_operator(tuple(image.shape[-2:]))
+        item = Item(path, target, operator, image_to_measurement(operator, image, str(path)))
     restored = operator.image_shape(item.y[None])
     if model_resolution and max(restored) < min(model_resolution) / 2:
         raise InputError(
@@ -442,8 +442,8 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
             line += f", PSNR {scores['PSNR']:.2f} dB, SSIM {scores['SSIM']:.3f}"
             restored = cropped
         line += f", mean|Ax-y| {consistent:.4f}"
-        if item.border:
-            restored = restored[..., item.border : -item.border, item.border : -item.border]
+        if isinstance(operator, ValidBlur):
+            restored = operator.crop(restored)  # the canvas around the photo, which only the prior filled
         warning = consistency_warning(str(item.path), consistent, method, result.nfe, hparams.get("sigma_y", 0.0))
         if warning:
             report_warning(warning)

@@ -17,7 +17,7 @@ from .blur import Blur, gaussian_blur, uniform_blur
 from .color import MEAN_WEIGHTS, Colorization
 from .cs import WalshHadamardCS
 from .inpaint import Inpainting, center_box_mask, random_mask
-from .kernel import BENCHMARK_MOTION, KernelBlur, KernelSR, make_kernel
+from .kernel import BENCHMARK_MOTION, KernelBlur, KernelSR, ValidBlur, make_kernel
 from .matrix_free import MatrixFree, conjugate_gradient
 from .superres import AverageSR, BicubicSR
 from .svd import SeparableOperator
@@ -153,6 +153,7 @@ __all__ = [
     "MatrixFree",
     "OperatorError",
     "SeparableOperator",
+    "ValidBlur",
     "WalshHadamardCS",
     "center_box_mask",
     "check_task",
