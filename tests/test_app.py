@@ -34,6 +34,9 @@ def test_handler_restores_a_real_measurement(tiny_ddpm, photo, tmp_path):
     Image.open(photo).resize((8, 8)).save(small)
     result = restore_upload(tiny_ddpm, small, clean=False, task="sr_bicubic", scale=4, method="ssd", nfe=4)
     assert Image.open(result.restored).size == (32, 32) and result.scores == {}
+    # a blurry photo: restored on a larger canvas, shown (A+y too) in the photo's frame
+    blurry = restore_upload(tiny_ddpm, photo, clean=False, task="deblur_kernel", kernel="motion:5,30", method="ssd", nfe=4)
+    assert Image.open(blurry.restored).size == Image.open(blurry.pinv).size == Image.open(photo).size
 
 
 @pytest.mark.parametrize("make,message", [

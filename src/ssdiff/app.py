@@ -31,7 +31,7 @@ from .io import InputError, read_image, write_image
 from .metrics import psnr, ssim
 from .operators import OPERATORS, OperatorError, parse_task
 from .pipeline import display_measurement, image_to_measurement
-from .runner import TaskSpec, restore_files
+from .runner import TaskSpec, photo_frame, restore_files
 from .solvers import METHODS
 
 MAX_PIXELS = 4_000_000  # per upload: larger photos take minutes per call on a CPU
@@ -147,12 +147,11 @@ def restore_upload(prior, upload: str | os.PathLike | None, *, clean: bool, task
     shown, pinv = work / "measurement.png", None
     try:  # A+y at the size the operator took (a clean upload is padded to a multiple of the scale)
         size = spec.valid_size(height, width)
-        operator = spec.operator(size) if not spec.border else None
-        if operator is not None:
-            y = image_to_measurement(operator, measurement_picture, "the measurement")
-            write_image(display_measurement(operator, y, size)[..., :height, :width], shown)
-            pinv = work / "pinv.png"
-            write_image(operator.A_pinv(y[None])[0].clamp(-1, 1)[..., :height, :width], pinv)
+        operator = spec.operator(size) if clean else spec.photo_operator(tuple(measurement_picture.shape[-2:]))
+        y = image_to_measurement(operator, measurement_picture, "the measurement")
+        write_image(display_measurement(operator, y, size)[..., :height, :width], shown)
+        pinv = work / "pinv.png"
+        write_image(photo_frame(operator, operator.A_pinv(y[None]))[0].clamp(-1, 1)[..., :height, :width], pinv)
     except (InputError, OperatorError):
         pinv = None
     if not shown.is_file():

@@ -129,6 +129,12 @@ class TaskSpec:
         return ValidBlur(self.params.get("kernel"), scale=self.scale)
 
 
+def photo_frame(operator: LinearOperator, x: torch.Tensor) -> torch.Tensor:
+    """A restoration cut to the photo's frame: the canvas around a camera-blurred photo, which
+    only the prior filled, is cropped away."""
+    return operator.crop(x) if isinstance(operator, ValidBlur) else x
+
+
 def plan_outputs(files: list[Path], out: Path, overwrite: bool, outcome: Outcome) -> list[tuple[Path, Path]]:
     """(input, output) pairs still to do; refuses outputs that would overwrite an input."""
     inputs = {f.resolve() for f in files}
@@ -442,8 +448,7 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
             line += f", PSNR {scores['PSNR']:.2f} dB, SSIM {scores['SSIM']:.3f}"
             restored = cropped
         line += f", mean|Ax-y| {consistent:.4f}"
-        if isinstance(operator, ValidBlur):
-            restored = operator.crop(restored)  # the canvas around the photo, which only the prior filled
+        restored = photo_frame(operator, restored)
         warning = consistency_warning(str(item.path), consistent, method, result.nfe, hparams.get("sigma_y", 0.0))
         if warning:
             report_warning(warning)
