@@ -9,7 +9,7 @@ Rules a user can rely on:
 - any image size works: a clean image is mirror-padded to the nearest size the operator takes
   (multiples of the SR scale, powers of two for compressed sensing) and its restoration is
   cropped back; a real measurement restores to ``scale x`` its size (a photo blurred with a
-  user's kernel, on a canvas larger by the kernel's reach, cropped back to the photo's frame);
+  user's kernel, on a canvas larger by the kernel's support, cropped back to the photo's frame);
 - a restoration with NaN or Inf is reported and not saved.
 """
 

@@ -259,7 +259,8 @@ class ValidBlur(MatrixFree):
     """A camera's blur (``deblur_kernel``), or blur and decimation (``sr_kernel``, ``scale`` > 1),
     of a scene larger than the photo: ``y = crop(K x)``, the part of the circular operator's
     measurement that saw only the canvas ``x``, which is ``margin`` measurement pixels (times the
-    scale) larger than the photo on each side; the "valid" convolution of scipy.
+    scale) larger than the photo on each side; the "valid" convolution of scipy when the margin
+    is the kernel's reach.
 
     Why not mirror the photo and undo a circular blur: the mirrored border is not the blur of any
     image, and the pseudo-inverse, which amplifies transfer values down to 1 % by up to 100x,
@@ -276,7 +277,8 @@ class ValidBlur(MatrixFree):
         self.circular = KernelBlur(kernel, zero=0.0) if scale == 1 else KernelSR(kernel, scale, cg_iterations)
         self.scale = int(scale)
         blur = self.circular if scale == 1 else self.circular.blur
-        self.margin = -(-max(blur.support) // self.scale) if margin is None else int(margin)  # the kernel's reach
+        # default: the kernel's whole support, twice its reach, whatever pixel a kernel file centres on
+        self.margin = -(-max(blur.support) // self.scale) if margin is None else int(margin)
         if self.margin < 1:
             raise OperatorError(f"{self.circular.name}: the margin must be at least 1 measurement pixel, got {margin}")
         super().__init__(self._valid, self._valid_adjoint, name=self.circular.name, cg_iterations=cg_iterations)
