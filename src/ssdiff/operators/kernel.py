@@ -264,7 +264,7 @@ class ValidBlur(MatrixFree):
 
     Why not mirror the photo and undo a circular blur: the mirrored border is not the blur of any
     image, and the pseudo-inverse, which amplifies transfer values down to 1 % by up to 100x,
-    spreads that mismatch over the whole picture (8-10 dB on faces, against 25-29 here). This model
+    spreads that mismatch over the whole picture (8-11 dB on faces, against 28-32 here). This model
     assumes nothing beyond the frame: the prior fills the margin, the photo fixes the rest.
     The blur has no cut-off, so no SVD view: pseudo-inverse and back-projection by CG, stopped
     after ``cg_iterations`` steps. Stopping early regularises, as the cut-off does for the circular
