@@ -19,19 +19,14 @@ from __future__ import annotations
 
 import argparse
 
-import torch
 import torch.nn.functional as F
 
 import ssdiff
 from ssdiff.bench import BenchConfig, load_truths
-from ssdiff.metrics import psnr
+from ssdiff.metrics import mean_psnr
 from ssdiff.operators import ValidBlur, get_operator
 
 CASES = [("deblur_kernel", "motion:9,30", 1), ("deblur_kernel", "gauss:2", 1), ("sr_kernel", "gauss:1.5", 4)]
-
-
-def mean_psnr(images: torch.Tensor, truths: torch.Tensor) -> float:
-    return sum(psnr(a.clamp(-1, 1), b) for a, b in zip(images, truths)) / len(truths)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import torch
 
 import ssdiff
 from ssdiff.bench import BenchConfig, load_truths
-from ssdiff.metrics import psnr
+from ssdiff.metrics import mean_psnr
 from ssdiff.operators import MatrixFree, get_operator
 
 OPERATORS = [("sr_average", {"scale": 4}), ("colorization", {}), ("inpaint", {"mask": "random:0.8"}),
@@ -33,10 +33,6 @@ def untruncated_twin(operator, size: tuple[int, int], iterations: int) -> Matrix
         return MatrixFree(lambda x: M_h @ x @ M_w.T, lambda y: M_h.T @ y @ M_w, name=f"cg_{operator.name}",
                           shape=(3, *size), cg_iterations=iterations)
     return MatrixFree(operator.A, operator.A_adjoint, name=f"cg_{operator.name}", shape=(3, *size), cg_iterations=iterations)
-
-
-def mean_psnr(images: torch.Tensor, truths: torch.Tensor) -> float:
-    return sum(psnr(a.clamp(-1, 1), b) for a, b in zip(images, truths)) / len(truths)
 
 
 def main() -> None:

@@ -16,6 +16,11 @@ def psnr(restored: torch.Tensor, truth: torch.Tensor) -> float:
     return float(peak_signal_noise_ratio(tensor_to_uint8(truth), tensor_to_uint8(restored), data_range=255))
 
 
+def mean_psnr(restored: torch.Tensor, truths: torch.Tensor) -> float:
+    """The mean of :func:`psnr` over a batch (B x 3 x H x W), image by image."""
+    return float(np.mean([psnr(r, t) for r, t in zip(restored, truths)]))
+
+
 def ssim(restored: torch.Tensor, truth: torch.Tensor) -> float:
     """SSIM (Wang et al. 2004, Gaussian window sigma 1.5) of two 8-bit RGB images, averaged over channels."""
     a, b = tensor_to_uint8(truth), tensor_to_uint8(restored)

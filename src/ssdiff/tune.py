@@ -20,7 +20,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -127,7 +126,7 @@ def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, co
              seed: int = 0, batch_size: int = 16, swd_weight: float = SWD_WEIGHT) -> dict[str, float]:
     """Restore ``truths`` from their measurements with one SSD configuration; PSNR, SWD and the score."""
     from . import restore
-    from .metrics import psnr, swd
+    from .metrics import mean_psnr, swd
 
     restored, calls = [], 0
     for start in range(0, len(truths), batch_size):
@@ -138,7 +137,7 @@ def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, co
         restored.append(result.image.clamp(-1, 1).cpu())
         calls += result.nfe * len(chunk)
     images = torch.cat(restored)
-    quality = float(np.mean([psnr(r, t) for r, t in zip(images, truths.cpu())]))
+    quality = mean_psnr(images, truths.cpu())
     realism = swd(images, truths.cpu(), seed=seed)["avg"]
     return {"psnr": quality, "swd": realism, "score": quality - swd_weight * realism, "calls": calls}
 
