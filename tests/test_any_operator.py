@@ -244,6 +244,16 @@ def test_random_mask_is_seeded_and_checked():
         get_operator("inpaint", image_size=(8, 8), mask="random:1.2")
 
 
+def test_inpainting_is_named_after_the_kind_of_mask():
+    # the ssd-fast presets are looked up by this name: scattered pixels and holes need different settings
+    assert get_operator("inpaint", image_size=(64, 64), mask="random:0.8").name == "inpaint_scattered"
+    assert get_operator("inpaint", image_size=(64, 64), mask="center").name == "inpaint"
+    stripes = torch.ones(64, 64)
+    stripes[:, ::2] = 0  # every other column lost: each missing pixel has known neighbours
+    assert get_operator("inpaint", mask=stripes).name == "inpaint_scattered"
+    assert get_operator("inpaint", mask=torch.ones(8, 8)).name == "inpaint"  # nothing missing
+
+
 def test_cli_deblurs_a_real_blurry_photo_with_its_kernel(tiny_model_args, images, tmp_path, capsys):
     photos = write_images(tmp_path / "in", images[:1], ["face"])
     args = [*tiny_model_args, "--nfe", "6", "--method", "ssd"]

@@ -148,7 +148,8 @@ def test_shipped_presets_are_valid_for_the_builtin_prior():
     presets = builtin_presets("celeba64")
     assert presets["prior"] == "celeba64" and presets["presets"]
     names = {get_operator(base, image_size=(64, 64), **params).name
-             for base, params in map(parse_task, ["sr_bicubic4", "sr_bicubic8", "colorization", "deblur_gauss", "inpaint"])}
+             for base, params in map(parse_task, ["sr_bicubic4", "sr_bicubic8", "colorization", "deblur_gauss", "inpaint",
+                                               "inpaint_random80"])}
     assert set(presets["presets"]) <= names
     for task, by_budget in presets["presets"].items():
         for nfe, entry in by_budget.items():

@@ -43,14 +43,24 @@ def load_mask(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy((gray >= 0.5).astype(np.float32))
 
 
+def is_scattered(mask: torch.Tensor) -> bool:
+    """Whether most missing pixels (0) have a known pixel among their 8 neighbours: random-pixel
+    masks (80 % missing: 83 % of them do), unlike holes such as the centre box (12 % at 64 x 64)."""
+    missing = mask < 0.5
+    if not missing.any():
+        return False
+    near_known = torch.nn.functional.max_pool2d((~missing).float().reshape(-1, 1, *mask.shape[-2:]), 3, 1, 1) > 0
+    return bool(near_known.reshape(missing.shape)[missing].float().mean() > 0.5)
+
+
 class Inpainting(LinearOperator):
     """``y = m * x`` with a binary mask ``m`` (1 = known); ``A^+ = A`` since ``m`` is a projection.
 
     The measurement keeps the image's shape, with zeros where pixels are missing, so one mask
-    or one mask per image (B x 1 x H x W) both work.
+    or one mask per image (B x 1 x H x W) both work. The name says the mask's kind, since the
+    best few-step configuration differs: ``inpaint`` for holes, ``inpaint_scattered`` for
+    scattered missing pixels (:func:`is_scattered`); the ``ssd-fast`` presets are looked up by it.
     """
-
-    name = "inpaint"
 
     def __init__(self, mask: torch.Tensor | np.ndarray | str | os.PathLike):
         if isinstance(mask, (str, os.PathLike)):
@@ -63,6 +73,7 @@ class Inpainting(LinearOperator):
         if mask.ndim != 4 or mask.shape[1] != 1:
             raise OperatorError(f"inpaint: mask must be H x W, 1 x H x W or B x 1 x H x W, got {tuple(mask.shape)}")
         self.mask = (mask > 0.5).float()
+        self.name = "inpaint_scattered" if is_scattered(self.mask) else "inpaint"
 
     def validate(self, height: int, width: int) -> None:
         if tuple(self.mask.shape[-2:]) != (height, width):
