@@ -149,8 +149,12 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
     """Coordinate descent over ``space`` from ``start`` (default: the untuned configuration); returns the preset entry.
 
     Each round visits every knob in turn and keeps the value with the best score, the others
-    fixed; a round that changes nothing ends the search. Configurations that cannot spend the
-    budget (more inversion calls than it allows) are skipped.
+    fixed; a round that changes nothing ends the search. The ``ddim`` sampler is visited with
+    each of its ``ddim_eta`` values: that knob means nothing to the other samplers, so from one of
+    them a single ``ddim`` candidate would be judged at whatever ``ddim_eta`` was left over (on
+    scattered-pixel inpainting, deterministic ``ddim`` loses to the multistep solvers, stochastic
+    ``ddim`` beats them). Configurations that cannot spend the budget (more inversion calls than
+    it allows) are skipped.
     """
     space = space or SEARCH_SPACE
     best = {**task_defaults, **UNTUNED, **(start or {})}
@@ -171,14 +175,19 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
                 log({"config": config, **cache[key]})
         return cache[key]
 
+    def candidates(knob: str) -> list[dict[str, Any]]:
+        if knob == "sampler" and "ddim_eta" in space:
+            return [{**best, knob: value, **({"ddim_eta": e} if value == "ddim" else {})}
+                    for value in space[knob] for e in (space["ddim_eta"] if value == "ddim" else [None])]
+        return [{**best, knob: value} for value in space[knob]]
+
     current = score(best)
-    bar = tqdm(total=rounds * sum(len(v) for v in space.values()), desc=f"tune {operator.name}@{nfe}", disable=not progress)
+    bar = tqdm(total=rounds * len(space), desc=f"tune {operator.name}@{nfe}", unit="knob", disable=not progress)
     for _ in range(rounds):
         changed = False
-        for knob, values in space.items():
-            for value in values:
-                bar.update(1)
-                candidate = {**best, knob: value}
+        for knob in space:
+            bar.update(1)
+            for candidate in candidates(knob):
                 result = score(candidate)
                 if result is not None and result["score"] > current["score"] + 1e-9:
                     best, current, changed = candidate, result, True
