@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -30,16 +31,19 @@ def render(panels: list[Panel], zoom: int | None = None) -> Image.Image:
     tiles = [tensor_to_pil(p.image.detach().float().cpu().clamp(-1, 1))
              .resize((p.image.shape[-1] * zoom, p.image.shape[-2] * zoom), Image.Resampling.NEAREST) for p in panels]
     gap, caption = 6, 40
-    width = sum(t.width for t in tiles) + gap * (len(tiles) + 1)
+    captions = [(panel.title, "  ".join(f"{k} {v:.2f}" if k == "PSNR" else f"{k} {v:.3f}" for k, v in panel.scores.items()))
+                for panel in panels]
+    # a column is as wide as its image or its captions, so that captions of small images never overlap
+    columns = [max(tile.width, *(math.ceil(font.getlength(text)) for text in texts)) for tile, texts in zip(tiles, captions)]
+    width = sum(columns) + gap * (len(tiles) + 1)
     height = max(t.height for t in tiles) + caption + 2 * gap
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     left = gap
-    for tile, panel in zip(tiles, panels):
-        canvas.paste(tile, (left, gap))
-        draw.text((left, tile.height + gap + 3), panel.title, fill="black", font=font)
-        if panel.scores:
-            line = "  ".join(f"{k} {v:.2f}" if k == "PSNR" else f"{k} {v:.3f}" for k, v in panel.scores.items())
-            draw.text((left, tile.height + gap + 20), line, fill=(60, 60, 60), font=font)
-        left += tile.width + gap
+    for tile, column, (title, scores) in zip(tiles, columns, captions):
+        canvas.paste(tile, (left + (column - tile.width) // 2, gap))
+        draw.text((left, tile.height + gap + 3), title, fill="black", font=font)
+        if scores:
+            draw.text((left, tile.height + gap + 20), scores, fill=(60, 60, 60), font=font)
+        left += column + gap
     return canvas
