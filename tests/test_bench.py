@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,8 @@ def test_bench_adds_fid_and_kid_against_a_reference_set(faces, tiny_model_args, 
     assert all(r["FID"] > 0 and "KID" in r and r["KID_std"] >= 0 for r in rows)
     table = (out / "table.md").read_text()
     assert "FID and KID (x1e3) against 4 real faces (0:4 of the data)" in table and " ± " in table
+    floor = float(re.search(r"The 2 true faces themselves score FID ([\d.]+)", table).group(1))
+    assert 0 < floor < min(r["FID"] for r in rows)  # real faces are closer to real faces than their A+y
     with np.load(out / "fid_reference.npz") as kept:
         assert kept["features"].shape == (4, 2048)
     cached = out / "runs" / "sr_bicubic2" / "pinv" / "inception.npz"
