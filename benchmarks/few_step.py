@@ -25,31 +25,34 @@ TASK_COLUMNS = {"SR x4": "sr_bicubic4", "SR x8": "sr_bicubic8", "colorization": 
 REFERENCES = ("ddnm@100", "ddrm@100", "pigdm@100", "ssd@100", "ddnm@30", "ddrm@30", "pigdm@30", "ssd@30")
 
 
-def references_from_celeba64(doc: Path) -> list[dict]:
-    """The 30- and 100-NFE rows of celeba64.md's quality tables, with its measured seconds per image."""
-    text = doc.read_text()
-    seconds = {m.group(1): float(m.group(2))
-               for m in re.finditer(r"^\| (\S+@(?:30|100)) \| \d+ \| \d+ \| ([\d.]+) \|", text, re.MULTILINE)}
-    rows = []
-    for table in re.findall(r"(\| method@NFE \|.*?)(?:\n\n|\Z)", text, re.DOTALL):
+def celeba64_cells(doc: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """The quality tables of celeba64.md: (task, method@NFE) -> PSNR, SSIM and SWD, the task by its
+    bench name and ``A+y`` as ``pinv``."""
+    cells: dict[tuple[str, str], dict[str, float]] = {}
+    for table in re.findall(r"(\| method@NFE \|.*?)(?:\n\n|\Z)", doc.read_text(), re.DOTALL):
         lines = table.strip().splitlines()
         header = [h.strip() for h in lines[0].strip("|").split("|")]
         for line in lines[2:]:
-            cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
-            if cells[0] not in REFERENCES:
-                continue
-            for column, value in zip(header[1:], cells[1:]):
+            values = [c.strip().strip("*") for c in line.strip("|").split("|")]
+            row = values[0].replace(" (`A+y`)", "")
+            for column, value in zip(header[1:], values[1:]):
                 task, _, metric = column.rpartition(" ")
-                if task not in TASK_COLUMNS or metric not in ("PSNR", "SSIM", "SWD"):
-                    continue
-                row = next((r for r in rows if r["task"] == TASK_COLUMNS[task] and r["row"] == cells[0]), None)
-                if row is None:
-                    method, budget = cells[0].split("@")
-                    row = {"task": TASK_COLUMNS[task], "row": cells[0], "method": method, "nfe_budget": int(budget),
-                           "NFE": int(budget) - (method == "ssd"), "consistency": None,
-                           "seconds_per_image": seconds.get(cells[0]), "source": "celeba64.md"}
-                    rows.append(row)
-                row[metric] = float(value)
+                if task in TASK_COLUMNS and metric in ("PSNR", "SSIM", "SWD") and value:
+                    cells.setdefault((TASK_COLUMNS[task], row), {})[metric] = float(value)
+    return cells
+
+
+def references_from_celeba64(doc: Path) -> list[dict]:
+    """The 30- and 100-NFE rows of celeba64.md's quality tables, with its measured seconds per image."""
+    seconds = {m.group(1): float(m.group(2))
+               for m in re.finditer(r"^\| (\S+@(?:30|100)) \| \d+ \| \d+ \| ([\d.]+) \|", doc.read_text(), re.MULTILINE)}
+    rows = []
+    for (task, row), metrics in celeba64_cells(doc).items():
+        if row in REFERENCES:
+            method, budget = row.split("@")
+            rows.append({"task": task, "row": row, "method": method, "nfe_budget": int(budget),
+                         "NFE": int(budget) - (method == "ssd"), "consistency": None,
+                         "seconds_per_image": seconds.get(row), "source": "celeba64.md", **metrics})
     return rows
 
 
