@@ -23,8 +23,8 @@ MAIN_TABLE_TASK = {"colorization_mean": "colorization"}
 
 def realism_table(rows: list[dict]) -> str:
     """Rows method@NFE, columns task x (FID, KID ± its deviation over subsets), the lowest per column in bold."""
-    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
     by = {(r["task"], r["row"]): r for r in rows if r.get("FID") is not None}
+    tasks = [t for t in TASKS if any(task == t for task, _ in by)]
     best = {(t, m): min(r[m] for (task, _), r in by.items() if task == t) for t in tasks for m in ("FID", "KID")}
     lines = ["| method@NFE | " + " | ".join(f"{TASKS[t]} {m}" for t in tasks for m in ("FID", "KID")) + " |",
              "| --- |" + " ---: |" * (2 * len(tasks))]

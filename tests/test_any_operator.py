@@ -252,6 +252,12 @@ def test_inpainting_is_named_after_the_kind_of_mask():
     stripes[:, ::2] = 0  # every other column lost: each missing pixel has known neighbours
     assert get_operator("inpaint", mask=stripes).name == "inpaint_scattered"
     assert get_operator("inpaint", mask=torch.ones(8, 8)).name == "inpaint"  # nothing missing
+    assert get_operator("inpaint", mask=torch.zeros(8, 8)).name == "inpaint"  # everything missing: one hole
+    assert get_operator("inpaint", image_size=(64, 64), mask="random:0.95").name == "inpaint"  # sparse hints in a hole
+    box = get_operator("inpaint", image_size=(64, 64)).mask
+    # per-image masks are judged together, pixel by pixel: the stripes' 2048 missing pixels outnumber the box's 1024
+    assert get_operator("inpaint", mask=torch.cat([box, stripes[None, None]])).name == "inpaint_scattered"
+    assert get_operator("inpaint", mask=torch.cat([box, box])).name == "inpaint"
 
 
 def test_cli_deblurs_a_real_blurry_photo_with_its_kernel(tiny_model_args, images, tmp_path, capsys):

@@ -100,6 +100,9 @@ def test_presets_of_another_prior_or_task_are_refused():
     assert find_preset(presets, "celeba64", "colorization", 12) == ({"t0": 450}, "tuned at 10 NFEs")
     with pytest.warns(UserWarning, match="no tuned preset"):
         assert find_preset(presets, "celeba64", "colorization", 6)[0] == UNTUNED
+    # a file from before masks were told apart: random masks take its inpainting presets
+    older = {"prior": "celeba64", "source": "file", "presets": {"inpaint": {"10": {"config": {"t0": 750}}}}}
+    assert find_preset(older, "celeba64", "inpaint_scattered", 10) == ({"t0": 750}, "tuned for inpaint at 10 NFEs")
 
 
 def test_tune_visits_ddim_with_each_of_its_noise_levels(monkeypatch):

