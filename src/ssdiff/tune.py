@@ -189,11 +189,11 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
     for _ in range(rounds):
         changed = False
         for knob in space:
-            bar.update(1)
             for candidate in candidates(knob):
                 result = score(candidate)
                 if result is not None and result["score"] > current["score"] + 1e-9:
                     best, current, changed = candidate, result, True
+            bar.update(1)  # a knob is done when all its candidates are scored
         if not changed:
             break
     bar.close()
