@@ -97,6 +97,16 @@ def test_sweeps_can_be_limited_to_some_tasks():
     assert swept == ["sr_bicubic4/ssd@30[eta=0]", "sr_bicubic4/ssd@30[eta=1]"]
 
 
+def test_the_classical_baselines_run_on_their_own_tasks_only():
+    from ssdiff.bench import BenchConfig
+
+    config = BenchConfig(data="d", out="o", tasks=["sr_bicubic4", "inpaint_random80", "inpaint_box30"],
+                         methods=["pinv", "bicubic", "interpolation"], nfes=[30])
+    assert [run.key for run in config.runs()] == ["sr_bicubic4/pinv", "sr_bicubic4/bicubic", "inpaint_random80/pinv",
+                                                  "inpaint_random80/interpolation", "inpaint_box30/pinv",
+                                                  "inpaint_box30/interpolation"]
+
+
 def test_ablations_can_be_limited_to_some_tasks():
     from ssdiff.bench import BenchConfig
 

@@ -190,3 +190,17 @@ def test_self_check_accepts_every_operator_and_catches_a_wrong_pseudo_inverse():
 
     with pytest.raises(OperatorError, match="halved: pseudo-inverse self-check failed"):
         Halved().check(torch.ones(1, 3, 4, 4))
+
+
+def test_interpolating_the_missing_pixels_keeps_the_known_ones_and_beats_zeros_on_a_smooth_image():
+    from ssdiff.pipeline import interpolate_missing
+
+    coarse = torch.rand(2, 3, 5, 5, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = F.interpolate(coarse, size=(40, 40), mode="bicubic", align_corners=False).clamp(-1, 1)
+    op = get_operator("inpaint", image_size=(40, 40), mask="random:0.8")
+    y = op.A(x)
+    filled = interpolate_missing(y, op)
+    assert torch.allclose(op.A(filled), y, atol=1e-6)  # the known pixels, kept
+    assert (filled - x).abs().mean() < 0.2 * (op.A_pinv(y) - x).abs().mean()
+    with pytest.raises(TypeError, match="inpainting baseline"):
+        interpolate_missing(y, get_operator("colorization"))

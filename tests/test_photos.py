@@ -139,6 +139,67 @@ def test_face_colorization_keeps_the_gray_exactly_and_colours_face_and_backgroun
     assert chroma.abs().mean() > 0.02  # coloured, not gray
 
 
+# ---- inpainting through the frame ------------------------------------------------------------------
+
+def test_normalised_convolution_fills_a_constant_image_exactly_and_fades_inside_holes():
+    from ssdiff.pipeline import fill_missing, smooth
+
+    mask = (torch.rand(1, 1, 40, 50, generator=torch.Generator().manual_seed(0)) > 0.8).float()
+    mask[..., 10:30, 10:30] = 0  # a hole wider than the blur's reach
+    filled = fill_missing(torch.full((1, 3, 40, 50), 0.3) * mask, mask, sigma=1.2, floor=0.01)
+    weight = smooth(mask, 1.2).expand_as(filled)
+    assert torch.allclose(filled[weight >= 0.01], torch.tensor(0.3), atol=1e-5)  # the known pixels' mean
+    assert (filled[weight < 0.01] - 0.3 * weight[weight < 0.01] / 0.01).abs().max() < 1e-5  # fading out
+    assert filled[..., 18:22, 18:22].abs().max() == 0  # nothing known within reach: 0, not a division by ~0
+
+
+def test_the_frame_pixels_are_the_mean_of_the_known_photo_pixels_under_them(portrait):
+    from functools import partial
+
+    from ssdiff.faces import frame_inpainting, frame_noise
+
+    operator = ssdiff.get_operator("inpaint", image_size=(240, 240), mask="random:0.8")
+    plan = plan_face(TEMPLATE, operator, operator.A(portrait)[0])
+    to_face = partial(warp, similarity=plan.to_frame, size=(64, 64), padding="zeros")
+    to_whole = partial(F.interpolate, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+    constant = torch.full_like(portrait, -0.4)
+    frame_op, y_frame, noise_map = frame_inpainting(operator, operator.A(constant), [to_face, to_whole], [2.5, 240 / 64])
+    known = frame_op.mask > 0
+    assert frame_op.mask.shape == (2, 1, 64, 64) and frame_op.name == "inpaint_scattered"
+    assert 0.7 < known.float().mean() < 1  # one known photo pixel per frame pixel: most of them, not all
+    assert torch.allclose(y_frame[known.expand_as(y_frame)], torch.tensor(-0.4), atol=1e-4)
+    assert (y_frame[~known.expand_as(y_frame)] == 0).all()
+    told = frame_noise({"sigma_y": 0.1}, noise_map, y_frame.new_zeros(portrait.shape))["sigma_y"]
+    assert frame_noise({"sigma_y": 0.1}, to_face, portrait)["sigma_y"] < told < 0.1  # fewer pixels averaged: more noise
+    box = ssdiff.get_operator("inpaint", image_size=(240, 240), mask="center", box=0.3)
+    frame_box, _, _ = frame_inpainting(box, box.A(constant), [to_face, to_whole], [2.5, 240 / 64])
+    assert frame_box.name == "inpaint" and frame_box.mask[0, 0, 28:36, 28:36].sum() == 0  # the hole, at the frame's scale
+
+
+@pytest.mark.parametrize("mask", ["random:0.8", "mouth"])
+def test_face_inpainting_through_the_frame_keeps_the_known_pixels_and_beats_tiles(celeba64, portrait, mask):
+    from ssdiff.pipeline import interpolate_missing
+
+    if mask == "mouth":  # a hole over her mouth, 45 x 30 px
+        mask = torch.ones(240, 240)
+        mask[130:160, 90:135] = 0
+    operator = ssdiff.get_operator("inpaint", image_size=(240, 240), mask=mask)
+    y = operator.A(portrait)
+    plan = plan_face(TEMPLATE, operator, y[0])
+    assert plan is not None  # found in the sprinkle of known pixels, or around the hole
+    batches = []
+    spy = lambda *a, **k: batches.append(a[1].mask.shape[0]) or ssdiff.restore(*a, **k)
+    result = restore_face(celeba64, operator, y, plan, TEMPLATE, spy, method="ssd-fast", nfe=4, seed=0)
+    assert batches == [2] and result.nfe == 4 and result.extras["face_restored"]  # face and photo share the calls
+    assert (operator.A(result.image) - y).abs().max() < 1e-6  # the known pixels, exactly
+    score = psnr(result.image[0].clamp(-1, 1), portrait[0])
+    tiles = ssdiff.restore(celeba64, operator, y, method="ssd-fast", nfe=4, seed=0).image
+    assert score > psnr(tiles[0].clamp(-1, 1), portrait[0]) + 1  # tiles fracture the face
+    if operator.name == "inpaint":  # a hole: what the prior knows of faces, beyond what interpolation can reach
+        interpolated = interpolate_missing(y, operator)
+        assert score > psnr(interpolated[0], portrait[0]) + 1
+
+
 # ---- the folder runner: framing decided and said before the work ------------------------------------
 
 def test_runner_frames_faces_and_warns_about_scale_or_missing_faces(celeba64, portrait, tmp_path, capsys):
@@ -162,6 +223,9 @@ def test_runner_frames_faces_and_warns_about_scale_or_missing_faces(celeba64, po
     tiles = restore_files([folder / "noface.png"], tmp_path / "tiles", celeba64, TaskSpec("sr_bicubic", {"scale": 8}),
                           method="ssd-fast", nfe=4, from_clean=True, frame="tiles")
     assert tiles.done == 1 and "no face found" not in capsys.readouterr().err
+    inpainted = restore_files([folder / "face.png"], tmp_path / "inpaint", celeba64,
+                              TaskSpec("inpaint", {"mask": "random:0.8"}), method="ssd-fast", nfe=4, from_clean=True)
+    assert inpainted.done == 1 and "face.png: ssd-fast, 4 network calls" in capsys.readouterr().out
 
 
 # ---- tiles: bounded forwards, progress --------------------------------------------------------------

@@ -47,10 +47,11 @@ from .io import (
 )
 from .metrics import consistency, load_fid, load_lpips, psnr, ssim, swd
 from .operators import get_operator, parse_task
-from .pipeline import bicubic_upsample, display_measurement, simulate_measurement
+from .pipeline import bicubic_upsample, display_measurement, interpolate_missing, simulate_measurement
 
-# Methods that need no network: the pseudo-inverse alone, and bicubic upsampling for SR.
-DIRECT_METHODS = ("pinv", "bicubic")
+# Methods that need no network: the pseudo-inverse alone, bicubic upsampling for SR, and the
+# missing pixels interpolated from the known ones for inpainting.
+DIRECT_METHODS = ("pinv", "bicubic", "interpolation")
 SWEEPABLE = {"eta": ("ssd", float), "t0": ("ssd", int), "ddim_eta": ("ssd", float),
              "stop_consistency_t": ("ssd+", int), "inject_steps": ("ssd-attn", None)}
 QUALITY_COLUMNS = ("PSNR", "SSIM", "SWD")
@@ -184,7 +185,8 @@ class BenchConfig:
                 if method in ABLATIONS and self.ablation_tasks is not None and task not in self.ablation_tasks:
                     continue
                 if method in DIRECT_METHODS:
-                    if method == "bicubic" and not parse_task(task)[0].startswith("sr_"):
+                    if (method == "bicubic" and not parse_task(task)[0].startswith("sr_")
+                            or method == "interpolation" and parse_task(task)[0] != "inpaint"):
                         continue
                     runs.append(Run(task, method, 0))
                     continue
@@ -298,6 +300,8 @@ def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int], sigma
         image, calls, backward = operator.A_pinv(y), 0, 0
     elif run.method == "bicubic":
         image, calls, backward = bicubic_upsample(y, operator), 0, 0
+    elif run.method == "interpolation":
+        image, calls, backward = interpolate_missing(y, operator), 0, 0
     else:
         result = restore(prior, operator, y, method=run.base, nfe=run.nfe, seed=seeds, **hparams)
         image, calls, backward = result.image, result.nfe, result.extras.get("backward_passes", 0)

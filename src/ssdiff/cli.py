@@ -136,8 +136,8 @@ def add_restore_parser(subparsers) -> None:
                    "and also write <name>_truth.png, <name>_measurement.png and <name>_compare.png "
                    "(measurement | restored | truth)")
     add_measurement_noise_options(p)
-    p.add_argument("--frame", default="auto", help="auto (default): with a face prior, super-resolution and colorization "
-                   "of a photo larger than the prior restore the face found in it in the prior's own framing, then "
+    p.add_argument("--frame", default="auto", help="auto (default): with a face prior, super-resolution, colorization and "
+                   "inpainting of a photo larger than the prior restore the face found in it in the prior's own framing, then "
                    "paste it back; tiles: the whole image in tiles of the model's size")
     p.add_argument("--batch-size", type=int, default=8, help="images of the same size restored together, and the most "
                    "images or tiles that go through the network at once: it bounds memory (default 8); "
@@ -255,7 +255,8 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--tasks", default="sr_bicubic4,sr_bicubic8,colorization,deblur_gauss",
                    help="comma-separated tasks; SR as sr_bicubic4, sr_bicubic8, sr_average2, ...")
     p.add_argument("--methods", default="pinv,bicubic,ssd,ssd+,ddnm,ddrm,dps,pigdm,red-diff",
-                   help="comma-separated: pinv, bicubic (no network), ssd, ssd+, ssd-attn, ddim-inversion, sdedit, "
+                   help="comma-separated: pinv, bicubic, interpolation (no network; bicubic for SR, interpolation of the "
+                   "missing pixels for inpainting), ssd, ssd+, ssd-attn, ddim-inversion, sdedit, "
                    "ssd-noproj, ddnm, ddrm, dps, pigdm, red-diff, diffpir, cm4ir; NAME@N runs that method at budget N only "
                    "(e.g. sdedit@30)")
     p.add_argument("--nfe", default="30,100", help="comma-separated NFE budgets")

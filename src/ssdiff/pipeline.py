@@ -8,11 +8,14 @@ simulated from clean images (``--from-clean``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from .io import InputError
 from .operators import Colorization, Inpainting, LinearOperator, SeparableOperator, WalshHadamardCS
+from .operators.blur import gaussian_kernel
 
 
 def measurement_to_image(operator: LinearOperator, y: torch.Tensor) -> torch.Tensor:
@@ -114,3 +117,30 @@ def bicubic_upsample(y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
     if not isinstance(operator, SeparableOperator) or operator.scale == 1:
         raise ValueError(f"{operator.name}: bicubic upsampling is a super-resolution baseline")
     return F.interpolate(y, scale_factor=operator.scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def smooth(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A Gaussian blur of std ``sigma`` px (cut at 3 sigma), zero outside the image."""
+    taps = torch.tensor(gaussian_kernel(2 * math.ceil(3 * sigma) + 1, sigma), dtype=images.dtype, device=images.device)
+    channels, radius = images.shape[1], len(taps) // 2
+    rows = F.conv2d(images, taps.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), padding=(0, radius), groups=channels)
+    return F.conv2d(rows, taps.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), padding=(radius, 0), groups=channels)
+
+
+def fill_missing(y: torch.Tensor, mask: torch.Tensor, sigma: float, floor: float = 1e-3) -> torch.Tensor:
+    """Each pixel the Gaussian-weighted mean of the known pixels around it (normalised convolution,
+    Knutsson and Westin 1993); where fewer than ``floor`` of the weight is known, it fades to 0."""
+    return smooth(y * mask, sigma) / smooth(mask, sigma).clamp_min(floor)
+
+
+# The interpolation baseline's scale: best of 0.8 / 1.0 / 1.2 / 1.6 px on 64 x 64 training faces
+# 007001..007016 with 80 % of the pixels missing (22.93 dB), and on the photos' training faces.
+INTERPOLATION_SIGMA = 1.2
+
+
+def interpolate_missing(y: torch.Tensor, operator: Inpainting) -> torch.Tensor:
+    """The classical baseline for inpainting: the missing pixels interpolated from the known ones
+    around them (:func:`fill_missing`), the known ones kept."""
+    if not isinstance(operator, Inpainting):
+        raise TypeError(f"{operator.name}: interpolation of missing pixels is an inpainting baseline")
+    return operator.project(fill_missing(y, operator.mask.to(y), INTERPOLATION_SIGMA), y).clamp(-1, 1)

@@ -33,6 +33,7 @@ from .io import InputError, output_dir, read_image, write_image
 from .metrics import consistency, psnr, ssim
 from .operators import (
     Colorization,
+    Inpainting,
     LinearOperator,
     OperatorError,
     ValidBlur,
@@ -229,7 +230,7 @@ def check_frame(frame: str) -> None:
 def plan_framing(item: Item, prior, frame: str) -> None:
     """Decide, before any work, how a photo larger than a face prior is restored, and say so.
 
-    With ``frame="auto"``, a face prior's super-resolution and colorization of a larger photo
+    With ``frame="auto"``, a face prior's super-resolution, colorization and inpainting of a larger photo
     restore its face in the prior's own framing (:mod:`ssdiff.faces`); without a face, or with
     ``frame="tiles"``, the photo goes through the prior in tiles of its size, as any image does.
     """
@@ -258,7 +259,8 @@ def plan_framing(item: Item, prior, frame: str) -> None:
         report_warning(
             f"{item.path}: its face ({face_px} px wide in the result) is restored in the prior's {side} x {side} frame "
             f"and enlarged {item.face.magnification:.1f}x into the result: detail finer than the prior's {side} x {side} "
-            f"faces is not restored; for that, use {larger}")
+            f"faces is not restored{' (but for what the known pixels show around it)' if isinstance(item.operator, Inpainting) else ''}; "
+            f"for that, use {larger}")
 
 
 def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, method: str = "ssd", nfe: int = 30,
@@ -401,8 +403,8 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
     y = torch.stack([item.y for item in items]).to(device)
     name = items[0].path.name + (f" and {len(items) - 1} more" if len(items) > 1 else "")
     face = items[0].face
-    if face is not None:  # one image; the frame's batch: the face (and the whole photo, for colorization)
-        inputs = 2 if isinstance(operator, Colorization) else 1
+    if face is not None:  # one image; the frame's batch: the face (and the whole photo, for colorization and inpainting)
+        inputs = 2 if isinstance(operator, (Colorization, Inpainting)) else 1
     else:
         inputs = len(items) * (prior.tiles_per_image(*operator.image_shape(y)) if hasattr(prior, "tiles_per_image") else 1)
     started = time.perf_counter()

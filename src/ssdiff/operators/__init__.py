@@ -65,13 +65,15 @@ OPERATORS: dict[str, tuple[Callable[..., LinearOperator], str]] = {
 NAMED_TASKS: dict[str, tuple[str, dict[str, Any]]] = {
     "deblur_motion": ("deblur_kernel", {"kernel": [f"motion:{length},{angle}" for length, angle in BENCHMARK_MOTION]}),
     "inpaint_random80": ("inpaint", {"mask": "random:0.8"}),
+    "inpaint_box30": ("inpaint", {"mask": "center", "box": 0.3}),
 }
 
 
 def parse_task(task: str) -> tuple[str, dict[str, Any]]:
     """``"sr_bicubic4"`` or ``"sr_bicubic_x4"`` -> ``("sr_bicubic", {"scale": 4})``; the benchmark's
-    ``deblur_motion`` (8 motion kernels, image i takes kernel i mod 8) and ``inpaint_random80``
-    (80 % of the pixels missing) -> their operator and options; other names pass through."""
+    ``deblur_motion`` (8 motion kernels, image i takes kernel i mod 8), ``inpaint_random80``
+    (80 % of the pixels missing) and ``inpaint_box30`` (a centred box of 30 % of each side
+    missing) -> their operator and options; other names pass through."""
     if task in NAMED_TASKS:
         base, params = NAMED_TASKS[task]
         return base, dict(params)
