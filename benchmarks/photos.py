@@ -36,7 +36,7 @@ from ssdiff.operators import Inpainting, parse_task
 from ssdiff.pipeline import bicubic_upsample, display_measurement, interpolate_missing
 
 
-def restore_photo(prior, operator, y, way: str, method: str, nfe: int) -> tuple[torch.Tensor, int, float]:
+def restore_photo(prior, operator, y, way: str, method: str, nfe: int, name: str) -> tuple[torch.Tensor, int, float]:
     started = time.perf_counter()
     if way == "baseline":
         if isinstance(operator, Inpainting):
@@ -49,7 +49,7 @@ def restore_photo(prior, operator, y, way: str, method: str, nfe: int) -> tuple[
         plan = plan_face(template, operator, y[0]) if way == "face" else None
         if plan is None:  # tiles, or no face found: tiles, as the CLI falls back to
             if way == "face":
-                print(f"no face found: tiles for {way}", flush=True)
+                print(f"{name}: no face found, restored in tiles as the CLI does", flush=True)
             result = ssdiff.restore(prior, operator, y, method=method, nfe=nfe, seed=0)
         else:
             result = restore_face(prior, operator, y, plan, template, ssdiff.restore, method=method, nfe=nfe, seed=0)
@@ -96,7 +96,7 @@ def main() -> None:
                     key = (path.name, operator.name, f"{method}@{nfe}" if way != "baseline" else "-", way)
                     picture = out / task / f"{path.stem}_{key[2]}_{way}.png"
                     if key not in done:
-                        restored, calls, seconds = restore_photo(prior, operator, y, way, method, nfe)
+                        restored, calls, seconds = restore_photo(prior, operator, y, way, method, nfe, path.name)
                         row = {"photo": key[0], "task": key[1], "method": key[2], "way": way, "size": [height, width],
                                "psnr": psnr(restored[0], truth), "ssim": ssim(restored[0], truth), "calls": calls,
                                "seconds": seconds, "consistency": float((operator.A(restored) - y).abs().mean())}

@@ -163,7 +163,8 @@ def test_the_frame_pixels_are_the_mean_of_the_known_photo_pixels_under_them(port
     to_face = partial(warp, similarity=plan.to_frame, size=(64, 64), padding="zeros")
     to_whole = partial(F.interpolate, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
     constant = torch.full_like(portrait, -0.4)
-    frame_op, y_frame, noise_map = frame_inpainting(operator, operator.A(constant), [to_face, to_whole], [2.5, 240 / 64])
+    magnifications = [plan.magnification, 240 / 64]
+    frame_op, y_frame, noise_map = frame_inpainting(operator, operator.A(constant), [to_face, to_whole], magnifications)
     known = frame_op.mask > 0
     assert frame_op.mask.shape == (2, 1, 64, 64) and frame_op.name == "inpaint_scattered"
     assert 0.7 < known.float().mean() < 1  # one known photo pixel per frame pixel: most of them, not all
@@ -171,8 +172,10 @@ def test_the_frame_pixels_are_the_mean_of_the_known_photo_pixels_under_them(port
     assert (y_frame[~known.expand_as(y_frame)] == 0).all()
     told = frame_noise({"sigma_y": 0.1}, noise_map, y_frame.new_zeros(portrait.shape))["sigma_y"]
     assert frame_noise({"sigma_y": 0.1}, to_face, portrait)["sigma_y"] < told < 0.1  # fewer pixels averaged: more noise
+    seen = float(noise_map(0.1 * torch.randn(portrait.shape, generator=torch.Generator().manual_seed(7))).std())
+    assert abs(told - seen) < 0.05 * seen  # the probe is independent of the mask, drawn from seed 0 as well
     box = ssdiff.get_operator("inpaint", image_size=(240, 240), mask="center", box=0.3)
-    frame_box, _, _ = frame_inpainting(box, box.A(constant), [to_face, to_whole], [2.5, 240 / 64])
+    frame_box, _, _ = frame_inpainting(box, box.A(constant), [to_face, to_whole], magnifications)
     assert frame_box.name == "inpaint" and frame_box.mask[0, 0, 28:36, 28:36].sum() == 0  # the hole, at the frame's scale
 
 
@@ -225,7 +228,9 @@ def test_runner_frames_faces_and_warns_about_scale_or_missing_faces(celeba64, po
     assert tiles.done == 1 and "no face found" not in capsys.readouterr().err
     inpainted = restore_files([folder / "face.png"], tmp_path / "inpaint", celeba64,
                               TaskSpec("inpaint", {"mask": "random:0.8"}), method="ssd-fast", nfe=4, from_clean=True)
-    assert inpainted.done == 1 and "face.png: ssd-fast, 4 network calls" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert inpainted.done == 1 and "face.png: ssd-fast, 4 network calls" in captured.out
+    assert "face restored in the prior's frame" in captured.out and "what the known pixels show" in captured.err
 
 
 # ---- tiles: bounded forwards, progress --------------------------------------------------------------

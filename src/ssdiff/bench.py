@@ -185,8 +185,8 @@ class BenchConfig:
                 if method in ABLATIONS and self.ablation_tasks is not None and task not in self.ablation_tasks:
                     continue
                 if method in DIRECT_METHODS:
-                    if (method == "bicubic" and not parse_task(task)[0].startswith("sr_")
-                            or method == "interpolation" and parse_task(task)[0] != "inpaint"):
+                    if ((method == "bicubic" and not parse_task(task)[0].startswith("sr_"))
+                            or (method == "interpolation" and parse_task(task)[0] != "inpaint")):
                         continue
                     runs.append(Run(task, method, 0))
                     continue

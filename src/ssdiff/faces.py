@@ -222,11 +222,16 @@ def frame_inpainting(operator: Inpainting, y: torch.Tensor, to_frames: list[Call
     return Inpainting(known), resample(y), lambda noise: resample(noise)[known.expand(-1, noise.shape[1], -1, -1) > 0]
 
 
+# Inpainting's picture for the detector: the known pixels interpolated a little more smoothly
+# than the interpolation baseline, since the detector wants shapes, not texture.
+DETECTION_SIGMA = 2.0
+
+
 def plan_face(template: FaceTemplate, operator: LinearOperator, y: torch.Tensor) -> FacePlan | None:
     """Find the face in measurement ``y`` (C x h x w) and plan its restoration, or None without a face."""
     scale = getattr(operator, "scale", 1)
     if isinstance(operator, Inpainting):  # the detector needs a whole picture, not a sprinkle of pixels
-        picture = fill_missing(y[None], operator.mask.to(y), sigma=2.0)
+        picture = fill_missing(y[None], operator.mask.to(y), DETECTION_SIGMA)
     else:
         picture = y[None] if scale == 1 else bicubic_upsample(y[None], operator)
     face = detect_face(picture[0].clamp(-1, 1))
@@ -252,15 +257,23 @@ def frame_operator(operator: LinearOperator, plan: FacePlan, size: int) -> Linea
 RestoreFn = Callable[..., Restoration]
 
 
+# Seeds the unit noise frame_noise measures with. Not 0: random masks are drawn from --seed (0 by
+# default), and on the CPU torch's normal draws are built from the same uniform stream, so noise
+# seeded like the mask would correlate with it (27 % too high a level, measured on a portrait).
+NOISE_PROBE_SEED = 0x5EED
+
+
 def frame_noise(kwargs: dict, to_frame: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> dict:
-    """``kwargs`` with ``sigma_y`` as the warp leaves it: resampling averages the measurement's
-    noise (a 2.5x shrink divides its std by about five), and the frame's solver must be told the
-    level it sees. Measured by warping seeded unit noise of ``y``'s shape. (Colorization's
-    whole-photo member of the batch, shrunk further, gets the face's level too: one level per call.)"""
+    """``kwargs`` with ``sigma_y`` as the resampling into the frame leaves it: it averages the
+    measurement's noise (a 2.5x shrink divides its std by about five), and the frame's solver must
+    be told the level it sees. Measured as the std of ``to_frame`` (the resampling, or for
+    inpainting the values of the frames' known pixels) applied to seeded unit noise of ``y``'s
+    shape: one level per call, for the whole batch (colorization's whole-photo member, shrunk
+    further, gets the face's; inpainting's level is pooled over both frames)."""
     sigma_y = kwargs.get("sigma_y", 0.0)
     if not sigma_y:
         return kwargs
-    unit = torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=y.dtype).to(y.device)
+    unit = torch.randn(y.shape, generator=torch.Generator().manual_seed(NOISE_PROBE_SEED), dtype=y.dtype).to(y.device)
     return {**kwargs, "sigma_y": sigma_y * float(to_frame(unit).std())}
 
 
@@ -305,11 +318,15 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
     # the background is what was measured (noise and all) plus what the prior adds (colour);
     # the face is the frame's restoration, projected too unless y is noisy (that would paste the
     # noise its solver weighed back onto it)
-    base = operator.project(base, y)
-    blended = base + mask * (face - base)
     noisy = kwargs.get("sigma_y", 0) > 0
     if inpainting and not noisy:
-        blended = carry_detail(blended, operator, y)
+        # the known pixels' finer detail, carried between them over the face and the background
+        # alike: before any projection, which would leave the background no residual to carry
+        # (with noise it would carry the noise, so it is left out)
+        blended = carry_detail(base + mask * (face - base), operator, y)
+    else:
+        base = operator.project(base, y)
+        blended = base + mask * (face - base)
     restored = blended if noisy else operator.project(blended, y)
     return Restoration(restored, result.nfe, {**result.extras, **extras, "face_restored": True})
 

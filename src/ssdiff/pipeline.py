@@ -1,4 +1,5 @@
-"""From files to restorations and back: measurements as pictures, and side-by-side panels.
+"""From files to restorations and back: measurements as pictures, side-by-side panels, and the
+classical baselines (bicubic upsampling, the interpolation of missing pixels).
 
 A measurement ``y`` is written and read as an ordinary picture where it is one: the small
 image of super-resolution, the gray image of colorization, the blurred image, the image with
