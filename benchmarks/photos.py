@@ -93,7 +93,7 @@ def main() -> None:
                 for way in ways:
                     if way == "baseline" and (method, nfe) != methods[0]:
                         continue
-                    key = (path.name, operator.name, f"{method}@{nfe}" if way != "baseline" else "-", way)
+                    key = (path.name, task, f"{method}@{nfe}" if way != "baseline" else "-", way)
                     picture = out / task / f"{path.stem}_{key[2]}_{way}.png"
                     if key not in done:
                         restored, calls, seconds = restore_photo(prior, operator, y, way, method, nfe, path.name)
