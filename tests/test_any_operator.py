@@ -10,7 +10,7 @@ from test_ssd import GaussianPrior
 
 from ssdiff import get_operator, restore
 from ssdiff.cli import main
-from ssdiff.operators import MatrixFree, OperatorError, conjugate_gradient, make_kernel
+from ssdiff.operators import MatrixFree, OperatorError, conjugate_gradient, make_kernel, parse_task
 from ssdiff.operators.kernel import disk_kernel, hartley, motion_kernel
 from ssdiff.solvers.common import Restoration
 
@@ -244,6 +244,18 @@ def test_random_mask_is_seeded_and_checked():
         get_operator("inpaint", image_size=(8, 8), mask="random:1.2")
 
 
+def test_box_mask_spec_is_the_named_box_task():
+    box = get_operator("inpaint", image_size=(64, 64), mask="box:0.3").mask
+    base, params = parse_task("inpaint_box30")
+    assert torch.equal(box, get_operator(base, image_size=(64, 64), **params).mask)
+    assert box.sum() == 64 * 64 - 19 * 19  # round(0.3 * 64) = 19 px of each side missing
+    assert torch.equal(get_operator("inpaint", image_size=(64, 64), mask="box:0.5").mask,
+                       get_operator("inpaint", image_size=(64, 64)).mask)  # the default box
+    for bad in ("box:0", "box:1.5", "box:half"):
+        with pytest.raises(OperatorError, match=r"box:F .* each side missing, in \(0, 1\]"):
+            get_operator("inpaint", image_size=(8, 8), mask=bad)
+
+
 def test_inpainting_is_named_after_the_kind_of_mask():
     # the ssd-fast presets are looked up by this name: scattered pixels and holes need different settings
     assert get_operator("inpaint", image_size=(64, 64), mask="random:0.8").name == "inpaint_scattered"
@@ -274,12 +286,15 @@ def test_cli_deblurs_a_real_blurry_photo_with_its_kernel(tiny_model_args, images
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("option,message", [
-    ("gauss:0", "the size must be positive"), ("motion:3", "expected"), ("nothing.png", "no such kernel file"),
+@pytest.mark.parametrize("task,option,message", [
+    ("deblur_kernel", "--kernel=gauss:0", "the size must be positive"), ("deblur_kernel", "--kernel=motion:3", "expected"),
+    ("deblur_kernel", "--kernel=nothing.png", "no such kernel file"),
+    ("inpaint", "--mask=box:1.5", "box:F with F, the fraction of each side missing"),
+    ("inpaint", "--mask=random:1", "random:F with F, the fraction of missing pixels"),
 ])
-def test_cli_bad_kernels_fail_before_any_work(tiny_model_args, images, tmp_path, capsys, option, message):
+def test_cli_bad_kernels_and_masks_fail_before_any_work(tiny_model_args, images, tmp_path, capsys, task, option, message):
     photos = write_images(tmp_path / "in", images[:1], ["face"])
-    assert main(["restore", str(photos), "--task", "deblur_kernel", "--kernel", option, "--out", str(tmp_path / "out"),
+    assert main(["restore", str(photos), "--task", task, option, "--out", str(tmp_path / "out"),
                  *tiny_model_args]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
 
@@ -301,7 +316,6 @@ def test_one_kernel_per_image_equals_each_kernel_alone():
 
 def test_benchmark_tasks_with_fixed_kernels_and_masks():
     from ssdiff.bench import task_operator
-    from ssdiff.operators import parse_task
     from ssdiff.operators.kernel import BENCHMARK_MOTION
 
     assert len(BENCHMARK_MOTION) == 8 and parse_task("inpaint_random80") == ("inpaint", {"mask": "random:0.8"})

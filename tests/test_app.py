@@ -56,7 +56,7 @@ def test_bad_uploads_get_a_message(tmp_path, make, message):
 @pytest.mark.parametrize("options,message", [
     ({"task": "nope"}, "unknown task 'nope'"), ({"task": "sr_bicubic", "method": "magic"}, "unknown method 'magic'"),
     ({"task": "deblur_kernel", "kernel": "gauss:0"}, "the size must be positive"),
-    ({"task": "inpaint", "mask": "random:3"}, "random:F"),
+    ({"task": "inpaint", "mask": "random:3"}, "random:F"), ({"task": "inpaint", "mask": "box:2"}, "box:F"),
 ])
 def test_bad_options_get_a_message(tiny_ddpm, photo, options, message):
     with pytest.raises(AppError, match=message):
@@ -132,7 +132,7 @@ def test_clean_uploads_of_any_size_and_spec_only_options(tiny_ddpm, tmp_path):
     assert Image.open(result.restored).size == Image.open(result.pinv).size == (30, 22)
     with pytest.raises(AppError, match="takes gauss:SIGMA"):
         restore_upload(tiny_ddpm, odd, clean=True, task="deblur_kernel", kernel="/etc/passwd", nfe=3)
-    with pytest.raises(AppError, match="takes center or random:F"):
+    with pytest.raises(AppError, match="takes center, box:F"):
         restore_upload(tiny_ddpm, odd, clean=True, task="inpaint", mask="/etc/hostname", nfe=3)
     big = tmp_path / "big.png"
     Image.new("RGB", (1000, 600)).save(big)

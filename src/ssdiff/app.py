@@ -85,8 +85,9 @@ def task_params(task: str, scale: int | None, mask: str | None, kernel: str | No
     if base.startswith("sr_") and scale:
         params["scale"] = int(scale)
     if base == "inpaint" and mask:
-        if not re.fullmatch(r"center|random:[\d.]+", mask.strip()):
-            raise AppError(f"mask {mask!r}: this page takes center or random:F (F, the fraction of pixels missing)")
+        if not re.fullmatch(r"center|(random|box):[\d.]+", mask.strip()):
+            raise AppError(f"mask {mask!r}: this page takes center, box:F (F of each side missing) or random:F "
+                           "(F, the fraction of pixels missing)")
         params["mask"] = mask.strip()
     if base in ("deblur_kernel", "sr_kernel"):
         if not re.fullmatch(r"(gauss|motion|disk):[\d.,\s-]+", (kernel or "").strip()):
@@ -225,7 +226,7 @@ def build_app(prior, examples_dir: Path | None = None):
                 task = gr.Dropdown(TASKS, value="sr_bicubic", label="task", elem_id="task")
                 scale = gr.Dropdown([2, 4, 8], value=4, label="SR scale", elem_id="scale")
                 sigma_y = gr.Slider(0, 0.2, value=0, step=0.01, label="measurement noise sigma_y ([-1, 1] units)")
-                mask = gr.Textbox(value="center", label="inpainting mask: center or random:F")
+                mask = gr.Textbox(value="center", label="inpainting mask: center, box:F or random:F")
                 kernel = gr.Textbox(value="motion:9,30", label="deblur_kernel: gauss:S, motion:L,A or disk:R")
                 method = gr.Dropdown([AUTO, *METHODS], value=AUTO, label="method", elem_id="method")
                 nfe = gr.Slider(2, 100, value=10, step=1, label="network calls (NFE)", elem_id="nfe")

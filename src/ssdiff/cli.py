@@ -27,7 +27,7 @@ def add_task_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--blur-sigma", type=float, help="Gaussian blur width in pixels (default 15, the paper's)")
     p.add_argument("--kernel-size", type=int, help="blur kernel taps (default 9)")
     p.add_argument("--mask", help="inpainting mask image, white = known pixels; random:F, a fraction F of the pixels "
-                   "missing, drawn from --seed (default: a centre box)")
+                   "missing, drawn from --seed; box:F, a centred box of F of each side missing (default: box:0.5)")
     p.add_argument("--kernel", help="deblur_kernel and sr_kernel: the blur kernel, an image file (normalised to sum 1), "
                    "gauss:SIGMA, motion:LENGTH,ANGLE (degrees) or disk:RADIUS")
     p.add_argument("--ratio", type=float, help="compressed sensing: fraction of coefficients kept (default 0.25)")

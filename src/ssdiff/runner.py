@@ -41,7 +41,6 @@ from .operators import (
     get_operator,
     make_kernel,
     parse_task,
-    random_mask,
     task_scale,
     valid_image_size,
 )
@@ -102,8 +101,8 @@ class TaskSpec:
                 raise OperatorError(f"{self.task} is a benchmark task (a set of kernels, one per image); for your "
                                     "photos give one kernel: --task deblur_kernel --kernel FILE|gauss:S|motion:L,A|disk:R")
             make_kernel(params.get("kernel"))
-        if str(params.get("mask", "")).startswith("random:"):
-            random_mask(1, 1, params["mask"].partition(":")[2])
+        if str(params.get("mask", "")).startswith(("random:", "box:")):  # a mask spec: its fraction is checked before any work
+            get_operator("inpaint", image_size=(1, 1), mask=params["mask"])
 
     @property
     def scale(self) -> int:

@@ -26,14 +26,16 @@ from .svd import SeparableOperator
 def _inpaint(image_size: tuple[int, int] | None = None, mask: Any = "center", box: float = 0.5,
              seed: int = 0) -> Inpainting:
     """``mask``: an image or array (1 = known), ``"center"`` (a box of ``box`` of each side
-    missing), or ``"random:F"`` (a fraction F of the pixels missing, drawn from ``seed``)."""
-    if isinstance(mask, str) and (mask == "center" or mask.startswith("random:")):
+    missing), ``"box:F"`` (a centred box of F of each side missing) or ``"random:F"`` (a fraction F
+    of the pixels missing, drawn from ``seed``)."""
+    if isinstance(mask, str) and (mask == "center" or mask.startswith(("box:", "random:"))):
         if image_size is None:
             raise OperatorError(f"inpaint: a {mask.split(':')[0]} mask needs image_size")
-        if mask == "center":
-            mask = center_box_mask(*image_size, fraction=box)
+        kind, _, fraction = mask.partition(":")
+        if kind == "random":
+            mask = random_mask(*image_size, missing=fraction, seed=seed)
         else:
-            mask = random_mask(*image_size, missing=mask.partition(":")[2], seed=seed)
+            mask = center_box_mask(*image_size, fraction=fraction or box)
     return Inpainting(mask)
 
 
@@ -53,7 +55,7 @@ OPERATORS: dict[str, tuple[Callable[..., LinearOperator], str]] = {
     "deblur_gauss_full": (partial(gaussian_blur, reference=False), "the same Gaussian blur without the reference's quirks"),
     "deblur_uniform": (uniform_blur, "DDRM's uniform 9-tap blur, as the reference computes it"),
     "deblur_uniform_full": (partial(uniform_blur, reference=False), "uniform 9-tap blur without the reference's quirks"),
-    "inpaint": (_inpaint, "missing pixels: --mask FILE (white = known), random:F (a fraction F missing) or a centre box"),
+    "inpaint": (_inpaint, "missing pixels: --mask FILE (white = known), random:F (a fraction F missing), box:F (a centred box of F of each side; default 0.5)"),
     "sr_kernel": (KernelSR, "downsampling by --scale after blurring with --kernel (matrix-free: CG back-projection)"),
     "deblur_kernel": (KernelBlur, "blur with any kernel (--kernel FILE, gauss:SIGMA, motion:LENGTH,ANGLE, disk:RADIUS), by FFT"),
     "cs_walsh_hadamard": (_cs, "compressed sensing: --ratio of Walsh-Hadamard coefficients kept"),

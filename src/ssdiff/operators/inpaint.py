@@ -11,8 +11,22 @@ from PIL import Image
 from .base import LinearOperator, OperatorError
 
 
-def center_box_mask(height: int, width: int, fraction: float = 0.5) -> torch.Tensor:
+def _fraction(spec: str, value: float | str, within: str) -> float:
+    """``value`` as a float inside ``within`` ("[0, 1)" or "(0, 1]"), or an error showing the spec's form."""
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    inside = 0 <= fraction < 1 if within == "[0, 1)" else 0 < fraction <= 1
+    if not inside:
+        what = "the fraction of missing pixels" if spec == "random" else "the fraction of each side missing"
+        raise OperatorError(f"inpaint: a {spec} mask looks like {spec}:F with F, {what}, in {within}; got {spec}:{value}")
+    return fraction
+
+
+def center_box_mask(height: int, width: int, fraction: float | str = 0.5) -> torch.Tensor:
     """A mask (H x W, 1 = known) with a centred box of ``fraction`` of each side missing."""
+    fraction = _fraction("box", fraction, "(0, 1]")
     mask = torch.ones(height, width)
     box_h, box_w = round(height * fraction), round(width * fraction)
     top, left = (height - box_h) // 2, (width - box_w) // 2
@@ -22,13 +36,7 @@ def center_box_mask(height: int, width: int, fraction: float = 0.5) -> torch.Ten
 
 def random_mask(height: int, width: int, missing: float | str, seed: int = 0) -> torch.Tensor:
     """A mask (H x W, 1 = known) with a fraction ``missing`` of the pixels lost, drawn from ``seed``."""
-    try:
-        fraction = float(missing)
-    except ValueError:
-        fraction = -1.0
-    if not 0 <= fraction < 1:
-        raise OperatorError(f"inpaint: a random mask looks like random:F with F, the fraction of missing pixels, "
-                            f"in [0, 1); got random:{missing}")
+    fraction = _fraction("random", missing, "[0, 1)")
     draw = torch.rand(height, width, generator=torch.Generator().manual_seed(int(seed)))
     return (draw >= fraction).float()
 
