@@ -174,7 +174,7 @@ def test_the_frame_pixels_are_the_mean_of_the_known_photo_pixels_under_them(port
     assert frame_noise({"sigma_y": 0.1}, to_face, portrait)["sigma_y"] < told < 0.1  # fewer pixels averaged: more noise
     seen = float(noise_map(0.1 * torch.randn(portrait.shape, generator=torch.Generator().manual_seed(7))).std())
     assert abs(told - seen) < 0.05 * seen  # the probe is independent of the mask, drawn from seed 0 as well
-    box = ssdiff.get_operator("inpaint", image_size=(240, 240), mask="center", box=0.3)
+    box = ssdiff.get_operator("inpaint", image_size=(240, 240), mask="box:0.3")
     frame_box, _, _ = frame_inpainting(box, box.A(constant), [to_face, to_whole], magnifications)
     assert frame_box.name == "inpaint" and frame_box.mask[0, 0, 28:36, 28:36].sum() == 0  # the hole, at the frame's scale
 

@@ -23,11 +23,10 @@ from .superres import AverageSR, BicubicSR
 from .svd import SeparableOperator
 
 
-def _inpaint(image_size: tuple[int, int] | None = None, mask: Any = "center", box: float = 0.5,
-             seed: int = 0) -> Inpainting:
-    """``mask``: an image or array (1 = known), ``"center"`` (a box of ``box`` of each side
-    missing), ``"box:F"`` (a centred box of F of each side missing) or ``"random:F"`` (a fraction F
-    of the pixels missing, drawn from ``seed``)."""
+def _inpaint(image_size: tuple[int, int] | None = None, mask: Any = "center", seed: int = 0) -> Inpainting:
+    """``mask``: an image or array (1 = known), ``"box:F"`` (a centred box of F of each side
+    missing; ``"center"`` is ``"box:0.5"``) or ``"random:F"`` (a fraction F of the pixels missing,
+    drawn from ``seed``)."""
     if isinstance(mask, str) and (mask == "center" or mask.startswith(("box:", "random:"))):
         if image_size is None:
             raise OperatorError(f"inpaint: a {mask.split(':')[0]} mask needs image_size")
@@ -35,7 +34,7 @@ def _inpaint(image_size: tuple[int, int] | None = None, mask: Any = "center", bo
         if kind == "random":
             mask = random_mask(*image_size, missing=fraction, seed=seed)
         else:
-            mask = center_box_mask(*image_size, fraction=fraction or box)
+            mask = center_box_mask(*image_size, fraction=fraction or 0.5)
     return Inpainting(mask)
 
 
@@ -67,7 +66,7 @@ OPERATORS: dict[str, tuple[Callable[..., LinearOperator], str]] = {
 NAMED_TASKS: dict[str, tuple[str, dict[str, Any]]] = {
     "deblur_motion": ("deblur_kernel", {"kernel": [f"motion:{length},{angle}" for length, angle in BENCHMARK_MOTION]}),
     "inpaint_random80": ("inpaint", {"mask": "random:0.8"}),
-    "inpaint_box30": ("inpaint", {"mask": "center", "box": 0.3}),
+    "inpaint_box30": ("inpaint", {"mask": "box:0.3"}),
 }
 
 
