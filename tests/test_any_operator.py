@@ -251,7 +251,7 @@ def test_box_mask_spec_is_the_named_box_task():
     assert box.sum() == 64 * 64 - 19 * 19  # round(0.3 * 64) = 19 px of each side missing
     assert torch.equal(get_operator("inpaint", image_size=(64, 64), mask="box:0.5").mask,
                        get_operator("inpaint", image_size=(64, 64)).mask)  # the default box
-    for bad in ("box:0", "box:1.5", "box:half"):
+    for bad in ("box:0", "box:1.5", "box:half", "box:"):
         with pytest.raises(OperatorError, match=r"box:F .* each side missing, in \(0, 1\]"):
             get_operator("inpaint", image_size=(8, 8), mask=bad)
 

@@ -28,13 +28,13 @@ def _inpaint(image_size: tuple[int, int] | None = None, mask: Any = "center", se
     missing; ``"center"`` is ``"box:0.5"``) or ``"random:F"`` (a fraction F of the pixels missing,
     drawn from ``seed``)."""
     if isinstance(mask, str) and (mask == "center" or mask.startswith(("box:", "random:"))):
-        if image_size is None:
-            raise OperatorError(f"inpaint: a {mask.split(':')[0]} mask needs image_size")
         kind, _, fraction = mask.partition(":")
+        if image_size is None:
+            raise OperatorError(f"inpaint: a {kind} mask needs image_size")
         if kind == "random":
             mask = random_mask(*image_size, missing=fraction, seed=seed)
         else:
-            mask = center_box_mask(*image_size, fraction=fraction or 0.5)
+            mask = center_box_mask(*image_size, fraction=0.5 if kind == "center" else fraction)
     return Inpainting(mask)
 
 
