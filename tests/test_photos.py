@@ -246,7 +246,9 @@ def test_tiles_go_through_the_network_in_bounded_batches(tiny_ddpm):
         chunked = tiny_ddpm(x, 500)
     finally:
         tiny_ddpm.max_batch, tiny_ddpm.on_forward = 16, None
-    assert tiles > 3 and torch.allclose(chunked, whole, atol=1e-5)
+    # float32 convolutions of batches of 3 and of 24 take different kernels: equal to rounding (a few 1e-5
+    # on some CPUs), where a tile in the wrong place would be off by O(1)
+    assert tiles > 3 and torch.allclose(chunked, whole, atol=1e-4)
     assert max(seen) <= 3 and sum(seen) == tiles and len(seen) == math.ceil(tiles / 3)
 
 

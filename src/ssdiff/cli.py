@@ -4,15 +4,58 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .io import InputError
+from .errors import InputError
+from .limits import DEFAULT_MAX_PIXELS, ENV_MAX_PIXELS, max_pixels, set_max_pixels
 from .models.convert import CheckpointError
 from .operators.base import OperatorError
+
+# ---- numbers at the boundary: NaN, infinities and out-of-range values are refused by argparse ----
+
+def _number(kind: type, minimum: float | None = None, maximum: float | None = None, above: bool = False):
+    """An argparse type: a finite ``kind`` (int or float) within [minimum, maximum] (or > minimum with ``above``)."""
+    bounds = []
+    if minimum is not None:
+        bounds.append(f"{'>' if above else '>='} {minimum:g}")
+    if maximum is not None:
+        bounds.append(f"<= {maximum:g}")
+    wanted = f"{'an integer' if kind is int else 'a finite number'}{' ' + ' and '.join(bounds) if bounds else ''}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not math.isfinite(value) or (minimum is not None and (value <= minimum if above else value < minimum)) \
+                or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT = _number(int, 1)
+COUNT = _number(int, 0)
+SEED = _number(int, 0, 2**63 - 1)
+FRACTION = _number(float, 0, 1)
+NON_NEGATIVE = _number(float, 0)
+POSITIVE = _number(float, 0, above=True)
+TIME_STEP = _number(int, 0, 999)
+
+
+def add_budget_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-pixels", type=POSITIVE, help="the most pixels an image read, padded or restored may have "
+                   f"(default {DEFAULT_MAX_PIXELS / 1e6:g} million, or ${ENV_MAX_PIXELS}); larger work is refused "
+                   "before it starts, with the memory it would need")
 
 
 def task_help() -> str:
@@ -23,14 +66,14 @@ def task_help() -> str:
 
 def add_task_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--task", required=required, default=None if required else "sr_bicubic", help=task_help())
-    p.add_argument("--scale", type=int, help="super-resolution factor (default 4)")
-    p.add_argument("--blur-sigma", type=float, help="Gaussian blur width in pixels (default 15, the paper's)")
-    p.add_argument("--kernel-size", type=int, help="blur kernel taps (default 9)")
+    p.add_argument("--scale", type=POSITIVE_INT, help="super-resolution factor (default 4)")
+    p.add_argument("--blur-sigma", type=POSITIVE, help="Gaussian blur width in pixels (default 15, the paper's)")
+    p.add_argument("--kernel-size", type=POSITIVE_INT, help="blur kernel taps (default 9)")
     p.add_argument("--mask", help="inpainting mask image, white = known pixels; random:F, a fraction F of the pixels "
                    "missing, drawn from --seed; box:F, a centred box of F of each side missing (default: box:0.5)")
     p.add_argument("--kernel", help="deblur_kernel and sr_kernel: the blur kernel, an image file (normalised to sum 1), "
                    "gauss:SIGMA, motion:LENGTH,ANGLE (degrees) or disk:RADIUS")
-    p.add_argument("--ratio", type=float, help="compressed sensing: fraction of coefficients kept (default 0.25)")
+    p.add_argument("--ratio", type=FRACTION, help="compressed sensing: fraction of coefficients kept (default 0.25)")
 
 
 def operator_params(args: argparse.Namespace) -> dict:
@@ -50,21 +93,21 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
                    "dds (conjugate-gradient data consistency: any operator); "
                    "the few-step baselines diffpir, cm4ir; ssd-fast (SSD as `ssdiff tune` configured it for the prior, "
                    "task and budget)")
-    p.add_argument("--nfe", type=int, default=30, help="network-evaluation budget (30: Nf=5, Nb=25; 100: Nf=15, Nb=85)")
-    p.add_argument("--t0", type=int, help="time step the DA inversion reaches (default per task: 550 SR/deblur, 750 colorization)")
-    p.add_argument("--eta", type=float, help="DA inversion noise (default per task: 0.4 SR/deblur, 0.8 colorization)")
-    p.add_argument("--ddim-eta", type=float, help="stochasticity of the generation steps (default 0.8)")
-    p.add_argument("--stop-t", type=int, help="SSD+: no back-projection below this time step (default 200 for ssd+)")
+    p.add_argument("--nfe", type=POSITIVE_INT, default=30, help="network-evaluation budget (30: Nf=5, Nb=25; 100: Nf=15, Nb=85)")
+    p.add_argument("--t0", type=TIME_STEP, help="time step the DA inversion reaches (default per task: 550 SR/deblur, 750 colorization)")
+    p.add_argument("--eta", type=NON_NEGATIVE, help="DA inversion noise (default per task: 0.4 SR/deblur, 0.8 colorization)")
+    p.add_argument("--ddim-eta", type=NON_NEGATIVE, help="stochasticity of the generation steps (default 0.8)")
+    p.add_argument("--stop-t", type=TIME_STEP, help="SSD+: no back-projection below this time step (default 200 for ssd+)")
     p.add_argument("--sampler", help="SSD/DDNM generation: ddim (default, the paper's), dpm-solver++, sde-dpm-solver++, "
                    "unipc, edict")
     p.add_argument("--spacing", help="SSD/DDNM generation time steps: uniform (the paper's), trailing, quadratic, logsnr")
     p.add_argument("--inversion", help="SSD's Embryo: da (default), sdedit, edict (exact inversion)")
     p.add_argument("--preset", help="ssd-fast: a preset file written by `ssdiff tune` (default: the presets that ship "
                    "for the built-in prior)")
-    p.add_argument("--reuse-encoder", type=int, metavar="K", help="run the network's encoder only every K calls and "
+    p.add_argument("--reuse-encoder", type=POSITIVE_INT, metavar="K", help="run the network's encoder only every K calls and "
                    "its decoder alone in between (Faster Diffusion's encoder propagation): cheaper calls at a quality "
                    "cost, see benchmarks/speed.md; not with dps or pigdm")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed; the same seed gives the same output")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda or mps")
 
 
@@ -84,9 +127,9 @@ def default_method(nfe: int) -> str:
 
 
 def add_measurement_noise_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sigma-y", type=float, default=0.0, help="std of Gaussian noise added to the measurement, in the "
+    p.add_argument("--sigma-y", type=NON_NEGATIVE, default=0.0, help="std of Gaussian noise added to the measurement, in the "
                    "[-1, 1] units of the images (as DDNM and DPS define it; 0.05 is 5%% of the half range)")
-    p.add_argument("--jpeg", type=int, metavar="Q", help="also compress the measurement as JPEG at quality Q (1-100)")
+    p.add_argument("--jpeg", type=_number(int, 1, 100), metavar="Q", help="also compress the measurement as JPEG at quality Q (1-100)")
 
 
 def add_degrade_parser(subparsers) -> None:
@@ -100,8 +143,9 @@ def add_degrade_parser(subparsers) -> None:
     add_task_options(p)
     add_measurement_noise_options(p)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated noise")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the simulated noise")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    add_budget_option(p)
     p.set_defaults(func=run_degrade)
 
 
@@ -149,6 +193,7 @@ def add_restore_parser(subparsers) -> None:
                    "first call of each shape; falls back with a warning where it cannot; on this project's 2-core CPU "
                    "it did not pay off on top of the default channels-last layout)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    add_budget_option(p)
     p.set_defaults(func=run_restore)
 
 
@@ -201,7 +246,7 @@ def add_demo_parser(subparsers) -> None:
     )
     add_task_options(p, required=False)
     p.add_argument("--out", default="ssdiff_demo.png", help="the PNG to write (default: ./ssdiff_demo.png)")
-    p.add_argument("--sigma-y", type=float, default=0.0, help="add Gaussian noise of this std ([-1, 1] units) to the "
+    p.add_argument("--sigma-y", type=NON_NEGATIVE, default=0.0, help="add Gaussian noise of this std ([-1, 1] units) to the "
                    "measurement and restore with the noise-aware back-projection")
     p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
     add_solver_options(p)
@@ -236,9 +281,9 @@ def add_image_folder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder of clean images (centre-cropped and resized to the model's size)")
     p.add_argument("--subset", help="a slice of the sorted files, e.g. '8000:8200' for CelebA's validation faces "
                    "(tune on others, e.g. '7000:7016')")
-    p.add_argument("--crop-top", type=int, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
+    p.add_argument("--crop-top", type=COUNT, help="vertical offset of the square crop (default: centred; 10 for CelebA)")
     add_prior_options(p, default="celeba64")
-    p.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    p.add_argument("--seed", type=SEED, default=0, help="image i uses seed + i")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
 
@@ -267,8 +312,8 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--ablation-tasks", help="comma-separated tasks the SSD ablations (ddim-inversion, sdedit, "
                    "ssd-noproj, ssd-attn) run on (default: every task), e.g. sr_bicubic4")
     p.add_argument("--sweep-nfe", help="comma-separated NFE budgets the sweeps run at (default: every --nfe)")
-    p.add_argument("--limit", type=int, help="use only the first N images")
-    p.add_argument("--samples", type=int, default=4, help="images shown in each task's sample grid")
+    p.add_argument("--limit", type=POSITIVE_INT, help="use only the first N images")
+    p.add_argument("--samples", type=COUNT, default=4, help="images shown in each task's sample grid")
     p.add_argument("--sample-columns", help="comma-separated method@NFE rows shown in the sample grids, in this order "
                    "(default: every method at its largest budget), e.g. ssd@30,ddnm@100,dps@100")
     p.add_argument("--lpips-weights", help="a local LPIPS state dict (default: the lpips package's heads and "
@@ -279,10 +324,11 @@ def add_bench_parser(subparsers) -> None:
                    "about 0.1 s per image on a CPU)")
     p.add_argument("--fid-reference", metavar="A:B", help="FID/KID's real images: this slice of the --data folder, "
                    "prepared as the benchmark's images, e.g. 8000:9000 (default: the benchmark's own truths)")
-    p.add_argument("--sigma-y", type=float, default=0.0, help="Gaussian noise of this std ([-1, 1] units) on every "
+    p.add_argument("--sigma-y", type=NON_NEGATIVE, default=0.0, help="Gaussian noise of this std ([-1, 1] units) on every "
                    "measurement, seeded per image; the methods are told the noise level")
-    p.add_argument("--batch-size", type=int, default=1, help="images restored together (faster on CPU and GPU; "
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=1, help="images restored together (faster on CPU and GPU; "
                    "results do not change, each image keeps its own seed)")
+    add_budget_option(p)
     p.set_defaults(func=run_bench_command)
 
 
@@ -324,11 +370,12 @@ def add_tune_parser(subparsers) -> None:
     p.add_argument("--task", required=True, help="the degradation, e.g. sr_bicubic4, colorization, deblur_gauss, inpaint")
     p.add_argument("--nfe", required=True, help="comma-separated NFE budgets to tune for, e.g. 4,6,10")
     p.add_argument("--out", required=True, help="preset file (JSON) to write; presets of other tasks and budgets in it are kept")
-    p.add_argument("--rounds", type=int, default=2, help="coordinate-descent rounds (default 2)")
+    p.add_argument("--rounds", type=POSITIVE_INT, default=2, help="coordinate-descent rounds (default 2)")
     p.add_argument("--space", help='JSON of the knobs and values to search, replacing the default space, e.g. '
                    '\'{"t0": [350, 550], "sampler": ["ddim", "unipc"]}\'')
-    p.add_argument("--swd-weight", type=float, default=None, help="weight of SWD in the score (default 0.15)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per network call (default 16)")
+    p.add_argument("--swd-weight", type=NON_NEGATIVE, default=None, help="weight of SWD in the score (default 0.15)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=16, help="images per network call (default 16)")
+    add_budget_option(p)
     p.set_defaults(func=run_tune_command)
 
 
@@ -394,7 +441,7 @@ def add_app_parser(subparsers) -> None:
     add_prior_options(p)
     p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda or mps")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    p.add_argument("--port", type=_number(int, 1, 65535), default=7860, help="port to listen on (default 7860)")
     p.set_defaults(func=run_app)
 
 
@@ -475,24 +522,25 @@ def add_train_parser(subparsers) -> None:
     )
     p.add_argument("data", help="folder of training images")
     p.add_argument("--out", required=True, help="run folder: resumable state, loss log, samples, EMA weights")
-    p.add_argument("--size", type=int, default=64, help="training resolution in pixels (square)")
-    p.add_argument("--steps", type=int, default=10_000, help="total optimizer steps to reach")
-    p.add_argument("--batch-size", type=int, default=32, help="images per optimizer step (default 32)")
-    p.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate after warm-up")
-    p.add_argument("--warmup", type=int, default=500, help="linear learning-rate warm-up steps")
-    p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clipping threshold")
-    p.add_argument("--ema-decay", type=float, default=0.999, help="decay of the exponential moving average of the weights")
-    p.add_argument("--checkpoint-every", type=int, default=250, help="save state, validate and export every N steps")
-    p.add_argument("--sample-every", type=int, default=1000, help="write a 4x4 DDIM sample grid every N steps (0: never)")
+    p.add_argument("--size", type=POSITIVE_INT, default=64, help="training resolution in pixels (square)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=10_000, help="total optimizer steps to reach")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="images per optimizer step (default 32)")
+    p.add_argument("--lr", type=POSITIVE, default=2e-4, help="AdamW learning rate after warm-up")
+    p.add_argument("--warmup", type=COUNT, default=500, help="linear learning-rate warm-up steps")
+    p.add_argument("--grad-clip", type=POSITIVE, default=1.0, help="gradient-norm clipping threshold")
+    p.add_argument("--ema-decay", type=FRACTION, default=0.999, help="decay of the exponential moving average of the weights")
+    p.add_argument("--checkpoint-every", type=POSITIVE_INT, default=250, help="save state, validate and export every N steps")
+    p.add_argument("--sample-every", type=COUNT, default=1000, help="write a 4x4 DDIM sample grid every N steps (0: never)")
     p.add_argument("--subset", help="train on a slice of the sorted files, e.g. ':8000' (default: all)")
     p.add_argument("--val-subset", help="validate on a slice of the sorted files, e.g. '8000:8512'")
-    p.add_argument("--crop-top", type=int, help="vertical offset of the square crop in pixels (default: centred)")
+    p.add_argument("--crop-top", type=COUNT, help="vertical offset of the square crop in pixels (default: centred)")
     p.add_argument("--init", help="warm-start from this diffusers folder when OUT has no state yet")
     p.add_argument("--model-config", help="JSON file of UNet2DModel arguments (default: the built-in celeba64 "
                    "architecture, 5.5M parameters)")
     p.add_argument("--export", help="also write the best EMA weights (float16) to this diffusers folder")
-    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=SEED, default=0, help="seeds the weights, the data order and the noise")
+    p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads (default: torch's choice)")
+    add_budget_option(p)
     p.set_defaults(func=run_train)
 
 
@@ -523,7 +571,7 @@ def torch_oom_error() -> type[BaseException]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ssdiff",
         description="Zero-shot image restoration (super-resolution, deblurring, colorization, inpainting, compressed "
         "sensing) with a pretrained diffusion model: Shortcut Sampling for Diffusion (SSD, IJCAI 2024).",
@@ -547,12 +595,32 @@ def _show_warning(message, *_, **__) -> None:
     report_warning(str(message))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in the same one line as every other error (and exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"ssdiff: error: {message} (see: {self.prog} --help)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``kill``, a service manager): stopped as Ctrl+C stops, cleaning up on the way out."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "method", "") is None:
         args.method = default_method(args.nfe)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    budget = os.environ.get(ENV_MAX_PIXELS)
     try:
+        if getattr(args, "max_pixels", None) is not None:
+            set_max_pixels(args.max_pixels)  # in the environment: bench's worker processes inherit it
+        max_pixels()  # a bad SSDIFF_MAX_PIXELS is refused before any work
         with warnings.catch_warnings():
             # library warnings (an untuned ssd-fast, ...) read as the CLI's own: one line, no source line
             warnings.showwarning = _show_warning
@@ -564,6 +632,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ssdiff: error: CUDA ran out of memory ({str(error).splitlines()[0]}): try a smaller --batch-size "
               "or --fp16", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ssdiff: interrupted; finished outputs are kept, rerun the same command to do the rest", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        how = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"ssdiff: {how}; finished outputs are kept, rerun the same command to do the rest", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if budget is None:  # main() may run again in this process (tests, the app): leave no trace
+            os.environ.pop(ENV_MAX_PIXELS, None)
+        else:
+            os.environ[ENV_MAX_PIXELS] = budget

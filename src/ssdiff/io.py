@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,11 +19,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import BudgetError, InputError
+from .limits import HOW_TO_RAISE, check_pixels, max_pixels, megapixels
+
+PILLOW_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's decompression-bomb limit (half of where it refuses)
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-
-
-class InputError(ValueError):
-    """A problem with something the user gave us (a file, a folder, an option): its message is one line."""
 
 
 def collect_images(inputs: Sequence[str | os.PathLike], on_skip: Callable[[str], None] | None = None) -> list[Path]:
@@ -30,9 +32,11 @@ def collect_images(inputs: Sequence[str | os.PathLike], on_skip: Callable[[str],
 
     Folders contribute their image files (not recursively; hidden files, such as the temporary
     files of an interrupted write, are ignored); other files in them are skipped and reported
-    to ``on_skip``. A missing path, or a folder with no image, is an :class:`InputError`.
+    to ``on_skip``. A file named twice is taken once. A missing path, or a folder with no
+    image, is an :class:`InputError`.
     """
     found: list[Path] = []
+    seen: set[Path] = set()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -49,27 +53,60 @@ def collect_images(inputs: Sequence[str | os.PathLike], on_skip: Callable[[str],
             found.append(path)
         else:
             raise InputError(f"{path}: no such file or folder")
-    return found
+    unique = []
+    for path in found:  # a file named twice (itself and its folder, or two spellings) is one input
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    return unique
+
+
+@contextlib.contextmanager
+def opened_image(path: str | os.PathLike, what: str = "image") -> Iterator[Image.Image]:
+    """Open an image lazily and size it from its header before anything is decoded: beyond the
+    pixel budget (:mod:`ssdiff.limits`) it is refused, as Pillow's decompression-bomb guard
+    refuses, in the same one line. Errors name the file; ``what`` says what it was to be."""
+    path = Path(path)
+
+    def failed(reason: str) -> InputError:
+        return InputError(f"{path}: {reason}" if what == "image" else f"{path}: cannot read {what} ({reason})")
+
+    # Pillow's own guard stays on, at our limit where the user raised ours above its default
+    Image.MAX_IMAGE_PIXELS = max(PILLOW_MAX_PIXELS, max_pixels())
+    try:
+        with Image.open(path) as image:
+            check_pixels(str(path), image.height, image.width, what=f"the {what}")
+            yield image
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise failed("a folder, not an image file") from None
+    except Image.DecompressionBombError as error:
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{megapixels(int(pixels.group(1)))}, " if pixels else ""
+        raise BudgetError(f"{path}: the {what} is {size}more than the limit of {megapixels(max_pixels())} "
+                          f"(Pillow's decompression-bomb guard; {HOW_TO_RAISE})") from None
+    except UnidentifiedImageError:
+        raise failed("not an image file (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise failed(f"cannot decode {what} ({error})" if what == "image" else str(error)) from None
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open, fully decode and orient an image as 8-bit RGB.
+    """Open, fully decode and orient an image as 8-bit RGB (sized first: see :func:`opened_image`).
 
     EXIF orientation is applied. Grayscale is repeated over three channels. 16-bit images are
     scaled to 8 bits. Transparent images (RGBA, LA, palette with transparency) are composited
     onto white, since diffusion priors know nothing of alpha.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
+    with opened_image(path) as image:
+        try:
             image.load()  # decode now, so a truncated file fails here and not later
             image = ImageOps.exif_transpose(image)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image file (or a format Pillow cannot read)") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InputError(f"{path}: cannot decode image ({error})") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise InputError(f"{path}: cannot decode image ({error})") from None
     return _to_rgb8(image)
 
 
@@ -130,6 +167,39 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     return pil_to_tensor(open_image(path))
 
 
+# Temporary files are named after the process that writes them (not after the target, whose
+# name may already be as long as the file system allows), so a later run can tell those of a
+# process that died (SIGKILL, power loss) and sweep them (:func:`sweep_stale_temporaries`).
+TEMP_PREFIX = ".ssdiff-"
+TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-[^/]*\.tmp[^/]*")
+
+
+def _temp_prefix() -> str:
+    return f"{TEMP_PREFIX}{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that processes no longer running left in ``folder``; returns them."""
+    swept = []
+    for path in Path(folder).glob(f"{TEMP_PREFIX}*"):
+        match = TEMP_NAME.fullmatch(path.name)
+        if match and path.is_file() and not path.is_symlink() and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                swept.append(path)
+    return swept
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is renamed onto ``target`` in one step.
@@ -138,7 +208,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp" + target.suffix[:16], dir=target.parent)
     os.close(handle)
     temp = Path(temp_name)
     try:
@@ -163,16 +233,18 @@ def write_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> P
 
 @contextlib.contextmanager
 def output_dir(folder: str | os.PathLike) -> Iterator[Path]:
-    """Create ``folder`` if needed and check that files can be written in it (InputError if not);
-    folders this created are removed again on the way out if nothing was written in them, so a
-    run that fails, or has nothing to do, leaves no empty folders behind."""
+    """Create ``folder`` if needed and check that files can be written in it (InputError if not),
+    sweeping the temporary files of earlier runs that were killed; folders this created are
+    removed again on the way out if nothing was written in them, so a run that fails, is
+    interrupted, or has nothing to do, leaves no empty folders behind."""
     folder = Path(folder)
     created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".ssdiff-write-check-", dir=folder)
+        handle, probe = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=folder)
         os.close(handle)
         os.unlink(probe)
+        sweep_stale_temporaries(folder)
     except OSError as error:
         raise InputError(f"{folder}: cannot write to the output folder ({error.strerror or error})") from None
     try:

@@ -16,7 +16,11 @@ Rules a user can rely on:
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import math
+import numbers
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +34,7 @@ from tqdm.auto import tqdm
 from .faces import FacePlan, face_template, framable, plan_face, restore_face
 from .figures import Panel, render
 from .io import InputError, output_dir, read_image, write_image
+from .limits import available_memory, check_memory, check_pixels, gigabytes, resident_memory, restoration_bytes
 from .metrics import consistency, psnr, ssim
 from .operators import (
     Colorization,
@@ -37,6 +42,7 @@ from .operators import (
     LinearOperator,
     OperatorError,
     ValidBlur,
+    WalshHadamardCS,
     check_task,
     get_operator,
     make_kernel,
@@ -53,14 +59,20 @@ from .pipeline import (
     pad_to,
     simulate_measurement,
 )
+from .solvers import MAX_SEED
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters (a newline in a file name, ...) escaped: one line, as promised."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
 
 
 def report_error(message: str) -> None:
-    print(f"ssdiff: error: {message}", file=sys.stderr)
+    print(f"ssdiff: error: {one_line(message)}", file=sys.stderr)
 
 
 def report_warning(message: str) -> None:
-    print(f"ssdiff: warning: {message}", file=sys.stderr)
+    print(f"ssdiff: warning: {one_line(message)}", file=sys.stderr)
 
 
 @dataclass
@@ -135,25 +147,74 @@ def photo_frame(operator: LinearOperator, x: torch.Tensor) -> torch.Tensor:
     return operator.crop(x) if isinstance(operator, ValidBlur) else x
 
 
-def plan_outputs(files: list[Path], out: Path, overwrite: bool, outcome: Outcome) -> list[tuple[Path, Path]]:
-    """(input, output) pairs still to do; refuses outputs that would overwrite an input."""
-    inputs = {f.resolve() for f in files}
+# What --from-clean writes beside each result: <stem>_<kind>.png
+DERIVED = ("truth", "measurement", "compare")
+
+
+def output_names(path: Path, derived: tuple[str, ...] = ()) -> list[str]:
+    """The files an input's restoration writes: its result first, then the derived pictures."""
+    return [f"{path.stem}.png", *(f"{path.stem}_{kind}.png" for kind in derived)]
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def plan_outputs(files: list[Path], out: Path, overwrite: bool, outcome: Outcome,
+                 derived: tuple[str, ...] = ()) -> list[tuple[Path, Path]]:
+    """(input, result) pairs still to do, decided before any work, as rsync decides before copying.
+
+    Refused, one line each (counted as failed; the others go on): an output name longer than the
+    folder allows; two inputs whose outputs share a name (``y.jpg`` and ``y.png``); an output
+    that would replace an input (even with ``overwrite``); a derived picture (``_truth``, ...)
+    that exists already while its result does not, unless ``overwrite``. Inputs whose result
+    exists are skipped unless ``overwrite``.
+    """
+    inputs = {f.resolve(): f for f in files}
+    limit = _name_max(out)
+    claims: dict[str, list[Path]] = {}
+    for path in files:
+        for name in output_names(path, derived):
+            claims.setdefault(name, []).append(path)
+
+    def refusal(path: Path, names: list[str]) -> str | None:
+        longest = max(names, key=lambda name: len(os.fsencode(name)))
+        if len(os.fsencode(longest)) > limit:
+            return f"the output name {longest!r} is longer than the {limit} bytes {out} allows; rename the input"
+        replaced = next((inputs[(out / name).resolve()] for name in names if (out / name).resolve() in inputs), None)
+        if replaced is not None:
+            return f"refusing to overwrite the input {replaced} with a result; choose another --out"
+        clash = next(((name, other) for name in names for other in claims[name] if other != path), None)
+        if clash:
+            return (f"its output {clash[0]} would also be written for {clash[1]}; rename one, or restore them into "
+                    "separate --out folders")
+        strangers = [name for name in names[1:] if (out / name).exists()]
+        if strangers and not overwrite and not (out / names[0]).exists():
+            return (f"{out / strangers[0]} exists and is not this input's result; --overwrite replaces it, "
+                    "or choose another --out")
+        return None
+
     todo = []
     for path in files:
-        target = out / f"{path.stem}.png"
-        if target.resolve() in inputs:
-            report_error(f"{path}: refusing to overwrite the input with its result; choose another --out")
+        names = output_names(path, derived)
+        failure = refusal(path, names)
+        if failure:
+            report_error(f"{path}: {failure}")
             outcome.failed += 1
-        elif target.exists() and not overwrite:
+        elif (out / names[0]).exists() and not overwrite:
             outcome.skipped += 1
         else:
-            todo.append((path, target))
+            todo.append((path, out / names[0]))
     return todo
 
 
 def degrade_files(files: list[Path], out: str | Path, spec: TaskSpec, sigma_y: float = 0.0, jpeg: int | None = None,
                   seed: int = 0, overwrite: bool = False) -> Outcome:
     """Write the simulated measurement of every clean image (noise seeded per image)."""
+    check_noise_options(seed, sigma_y)
     outcome = Outcome()
     with output_dir(out) as folder:
         _degrade_all(files, folder, spec, sigma_y, jpeg, seed, overwrite, outcome)
@@ -165,22 +226,70 @@ def _degrade_all(files: list[Path], out: Path, spec: TaskSpec, sigma_y: float, j
     for path, target in plan_outputs(files, out, overwrite, outcome):
         try:
             x = read_image(path)
-            x = pad_to(x, spec.valid_size(*x.shape[-2:]))
-            operator = spec.operator(tuple(x.shape[-2:]))
+            size = spec.valid_size(*x.shape[-2:])
+            check_pixels(str(path), *size, what="the image padded to a size the operator takes")
+            operator = spec.operator(size)
             generator = torch.Generator().manual_seed(seed)
-            y = simulate_measurement(operator, x[None], sigma_y, jpeg, generator)[0]
-            write_image(measurement_to_image(operator, y), target)
-        except (InputError, OperatorError) as error:
-            report_error(_prefixed(path, error))
+            y = simulate_measurement(operator, pad_to(x, size)[None], sigma_y, jpeg, generator)[0]
+            write_outputs(path, [(measurement_to_image(operator, y), target)])
+        except DiskFull as error:
+            report_error(str(error))
+            outcome.failed += 1
+            return
+        except Exception as error:  # noqa: BLE001 - one bad file never stops a folder run
+            report_error(_describe(path, error))
             outcome.failed += 1
             continue
         outcome.done += 1
         outcome.lines.append(f"wrote {target}")
 
 
+def check_noise_options(seed: int, sigma_y: float) -> None:
+    """The seed and the noise level of a folder run, refused before any work when no generator or noise can take them."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"the seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
+    if not (isinstance(sigma_y, numbers.Real) and math.isfinite(sigma_y) and sigma_y >= 0):
+        raise InputError(f"sigma_y, the measurement noise, must be a finite number >= 0, got {sigma_y!r}")
+
+
 def _prefixed(path: Path, error: Exception) -> str:
     text = str(error)
     return text if text.startswith(str(path)) else f"{path}: {text}"
+
+
+def _describe(path: Path, error: Exception) -> str:
+    """One line for a failure of one input: the message of the errors users cause, or the kind
+    and first line of an unexpected one (a fault of ssdiff's; the other inputs go on)."""
+    if isinstance(error, (InputError, OperatorError)):
+        return _prefixed(path, error)
+    lines = str(error).strip().splitlines()
+    return f"{path}: failed ({type(error).__name__}: {lines[0][:300] if lines else 'no message'})"
+
+
+class DiskFull(InputError):
+    """The output's device is full: the run stops, keeping every result already written."""
+
+
+def write_outputs(path: Path, outputs: list[tuple[Any, Path]]) -> None:
+    """Write the files of one input in order (its result last: its presence marks the input done).
+
+    If one cannot be written, those already written for it are removed again, so that a rerun
+    redoes the input whole; a full device raises :class:`DiskFull` (stop the run), any other
+    write error an :class:`InputError` for this input alone.
+    """
+    written: list[Path] = []
+    for picture, target in outputs:
+        try:
+            write_image(picture, target)
+        except OSError as error:
+            for done in written:
+                with contextlib.suppress(OSError):
+                    done.unlink()
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(f"{path}: no space left on the device writing {target}; stopped here, the results "
+                               "written so far are kept (free some space and rerun the same command for the rest)") from None
+            raise InputError(f"{path}: cannot write {target} ({error.strerror or error})") from None
+        written.append(target)
 
 
 @dataclass
@@ -200,14 +309,18 @@ def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y:
             seed: int, model_resolution: tuple[int, int] | None) -> Item:
     """Read one input and turn it into a measurement and the operator that made it."""
     image = read_image(path)
+    height, width = image.shape[-2:]
+    if min(height, width) < MIN_SIDE:
+        raise InputError(f"{path}: {width}x{height} is too small to restore; each side needs at least {MIN_SIDE} px")
     if from_clean:
-        size = tuple(image.shape[-2:])
-        padded = pad_to(image, spec.valid_size(*size))
-        operator = spec.operator(tuple(padded.shape[-2:]))
-        y = simulate_measurement(operator, padded[None], sigma_y, jpeg, torch.Generator().manual_seed(seed))[0]
-        item = Item(path, target, operator, y, truth=image, crop=size)
+        size = spec.valid_size(height, width)
+        check_pixels(str(path), *size, what="the image padded to a size the operator takes")
+        operator = spec.operator(size)
+        y = simulate_measurement(operator, pad_to(image, size)[None], sigma_y, jpeg, torch.Generator().manual_seed(seed))[0]
+        item = Item(path, target, operator, y, truth=image, crop=(height, width))
     else:
-        operator = spec.photo_operator(tuple(image.shape[-2:]))
+        check_pixels(str(path), height * spec.scale, width * spec.scale, what="its restoration")
+        operator = spec.photo_operator((height, width))
         item = Item(path, target, operator, image_to_measurement(operator, image, str(path)))
     restored = operator.image_shape(item.y[None])
     if model_resolution and max(restored) < min(model_resolution) / 2:
@@ -217,6 +330,8 @@ def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y:
         )
     return item
 
+
+MIN_SIDE = 8  # px: a smaller image is no picture to restore (and SSIM's 7 x 7 window needs it)
 
 FRAMES = ("auto", "tiles")
 
@@ -276,38 +391,80 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     from . import restore
 
     check_frame(frame)
+    check_noise_options(seed, sigma_y)
     restore_fn = restore_fn or restore
     hparams = dict(hparams or {})
     if sigma_y > 0:
         hparams["sigma_y"] = sigma_y
     outcome = Outcome()
     with output_dir(out) as folder, _temporarily(prior, "max_batch", batch_size):
-        todo = plan_outputs(files, folder, overwrite, outcome)
+        todo = plan_outputs(files, folder, overwrite, outcome, derived=DERIVED if from_clean else ())
         pending: list[Item] = []
         progress = Progress(prior, len(todo), on_progress)
+        memory = MemoryPlan(prior, method)
 
         def flush() -> None:
             if pending:
+                memory.announce(pending)
                 _restore_batch(pending, prior, method, nfe, seed, hparams, restore_fn, batch_size, outcome, progress)
                 pending.clear()
 
-        for path, target in todo:
-            try:
-                item = prepare(path, target, spec, from_clean, sigma_y, jpeg, seed, getattr(prior, "resolution", None))
-                plan_framing(item, prior, frame)
-            except (InputError, OperatorError) as error:
-                report_error(_prefixed(path, error))
-                outcome.failed += 1
-                progress.images_done += 1
-                continue
-            if pending and (item.face or pending[0].face or item.operator is not pending[0].operator
-                            or item.y.shape != pending[0].y.shape):
-                flush()
-            pending.append(item)
-            if item.face or len(pending) >= batch_size:
-                flush()
-        flush()
+        try:
+            for path, target in todo:
+                try:
+                    item = prepare(path, target, spec, from_clean, sigma_y, jpeg, seed, getattr(prior, "resolution", None))
+                    plan_framing(item, prior, frame)
+                    memory.check([item])
+                except Exception as error:  # noqa: BLE001 - one bad file never stops a folder run
+                    report_error(_describe(path, error))
+                    outcome.failed += 1
+                    progress.images_done += 1
+                    continue
+                if pending and (item.face or pending[0].face or item.operator is not pending[0].operator
+                                or item.y.shape != pending[0].y.shape or not memory.fits([*pending, item])):
+                    flush()
+                pending.append(item)
+                if item.face or len(pending) >= batch_size:
+                    flush()
+            flush()
+        except DiskFull as error:
+            report_error(str(error))
+            outcome.failed += 1
     return outcome
+
+
+class MemoryPlan:
+    """The memory of each batch, estimated before it runs (:func:`ssdiff.limits.restoration_bytes`):
+    an image that alone would not fit is refused, a batch grows only while it fits, and each new
+    size of work is announced with its estimate of the process's peak."""
+
+    def __init__(self, prior, method: str):
+        self.prior, self.gradient = prior, method in GRADIENT_METHODS
+        self.announced: set[tuple] = set()
+
+    def needed(self, items: list[Item]) -> int:
+        height, width = items[0].operator.image_shape(items[0].y[None])
+        return restoration_bytes(self.prior, items[0].operator, len(items), height, width, self.gradient)
+
+    def check(self, items: list[Item]) -> None:
+        height, width = items[0].operator.image_shape(items[0].y[None])
+        check_memory(str(items[0].path), self.needed(items), f"restoring it at {width}x{height}")
+
+    def fits(self, items: list[Item]) -> bool:
+        available = available_memory()
+        return available is None or self.needed(items) <= available
+
+    def announce(self, items: list[Item]) -> None:
+        height, width = items[0].operator.image_shape(items[0].y[None])
+        key = (height, width, len(items), items[0].face is not None)
+        if key not in self.announced:
+            self.announced.add(key)
+            tqdm.write(f"memory: {len(items)} image(s) of {width}x{height} at once: at most about "
+                       f"{gigabytes(resident_memory() + self.needed(items))} for this process (estimate)")
+
+
+# methods that back-propagate through the network: several times its activations
+GRADIENT_METHODS = ("dps", "pigdm")
 
 
 @contextlib.contextmanager
@@ -414,11 +571,17 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
                                       nfe=nfe, seed=seed, **hparams)
             else:
                 result = restore_fn(prior, operator, y, method=method, nfe=nfe, seed=seed, **hparams)
-    except ValueError as error:  # a bad method or option: the same for every image, so stop
-        raise InputError(str(error)) from None
     except torch.cuda.OutOfMemoryError:
         raise InputError(f"CUDA ran out of memory restoring a batch of {batch_size} image(s) of "
                          f"{tuple(y.shape[-2:])}: try a smaller --batch-size, or --fp16") from None
+    except Exception as error:  # noqa: BLE001 - see below
+        if type(error) in (ValueError, TypeError):  # a bad method or option: the same for every image, so stop
+            raise InputError(str(error)) from None
+        for item in items:  # what these images' sizes or contents caused: they fail, the others go on
+            report_error(_describe(item.path, error))
+        outcome.failed += len(items)
+        progress.images_done += len(items)
+        return
     progress.images_done += len(items)
     seconds = time.perf_counter() - started
     for index, item in enumerate(items):
@@ -433,27 +596,32 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
             line += (f", face restored in the prior's frame{sr}" if result.extras["face_restored"]
                      else ", face kept at the input's detail")
         consistent = consistency(operator, result.image[index : index + 1].clamp(-1, 1).cpu(), item.y[None].cpu())
+        outputs = []
         if item.truth is not None:
             height, width = item.crop
             cropped = restored[..., :height, :width]
             panel = display_measurement(operator, item.y.cpu(), tuple(restored.shape[-2:]))[..., :height, :width]
-            write_image(item.truth, item.target.with_name(f"{item.path.stem}_truth.png"))
             scores = {"PSNR": psnr(cropped, item.truth), "SSIM": ssim(cropped, item.truth)}
             panels = [Panel(measurement_title(operator), panel), Panel(f"{method} ({result.nfe} NFE)", cropped, scores),
                       Panel("truth", item.truth)]
-            write_image(render(panels), item.target.with_name(f"{item.path.stem}_compare.png"))
-            try:
-                write_image(measurement_to_image(operator, item.y.cpu()), item.target.with_name(f"{item.path.stem}_measurement.png"))
-            except InputError:
-                pass  # compressed-sensing measurements are not pictures
+            named = {"truth": item.truth, "compare": render(panels)}
+            if not isinstance(operator, WalshHadamardCS):  # compressed-sensing measurements are not pictures
+                named["measurement"] = measurement_to_image(operator, item.y.cpu())
+            outputs = [(named[kind], item.target.with_name(f"{item.path.stem}_{kind}.png")) for kind in DERIVED if kind in named]
             line += f", PSNR {scores['PSNR']:.2f} dB, SSIM {scores['SSIM']:.3f}"
             restored = cropped
         line += f", mean|Ax-y| {consistent:.4f}"
-        restored = photo_frame(operator, restored)
         warning = consistency_warning(str(item.path), consistent, method, result.nfe, hparams.get("sigma_y", 0.0))
         if warning:
             report_warning(warning)
-        write_image(restored, item.target)  # last: its presence marks the image as done
+        try:
+            write_outputs(item.path, [*outputs, (photo_frame(operator, restored), item.target)])
+        except DiskFull:
+            raise
+        except InputError as error:
+            report_error(str(error))
+            outcome.failed += 1
+            continue
         outcome.done += 1
         outcome.lines.append(line)
         tqdm.write(line)

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from diffusers import UNet2DModel
 
+from ..errors import BudgetError
+from ..limits import check_memory
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
 from .convert import (
     CheckpointError,
@@ -80,8 +82,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             # mmap keeps multi-GB checkpoints off the heap; only the zip format supports it.
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path}: refused to load: the file needs code execution to unpickle "
-                              f"(only plain tensors are accepted): {str(error).splitlines()[0]}") from None
+        text = str(error)
+        if "Unsupported global" in text or "can still be loaded" in text:  # torch's words for pickled code
+            raise CheckpointError(f"{path}: refused to load: the file needs code execution to unpickle "
+                                  f"(only plain tensors are accepted): {text.splitlines()[0]}") from None
+        detail = next((line.strip() for line in text.splitlines() if line.strip().startswith("Unsupported")), "")
+        raise CheckpointError(f"{path}: cannot read checkpoint: not a PyTorch checkpoint, or truncated or corrupted"
+                              + (f" ({detail})" if detail else "")) from None
     except Exception as error:  # noqa: BLE001 - torch and safetensors raise many types for damaged files
         raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupted?): {str(error).splitlines()[0]}") from None
     for key in CONTAINER_KEYS:
@@ -122,7 +129,10 @@ def _matching_preset(fmt: str, inferred: Mapping[str, Any]) -> Preset | None:
 def network_from_state_dict(state: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None = None,
                             origin: str = "checkpoint") -> tuple[UNet2DModel, dict[str, Any]]:
     """Build the UNet2DModel for a state dict of any supported format; returns it and a description."""
-    fmt = detect_format(state)
+    try:
+        fmt = detect_format(state)
+    except CheckpointError as error:
+        raise CheckpointError(f"{origin}: {error}") from None
     if fmt == "diffusers":
         if config is None:
             raise CheckpointError(f"{origin}: a bare diffusers state dict needs its config (a diffusers folder has one)")
@@ -161,11 +171,34 @@ def _schedule_from_folder(folder: Path) -> NoiseSchedule:
     return DEFAULT_SCHEDULE
 
 
+def _check_folder_size(folder: Path) -> None:
+    """Size the network that config.json describes before diffusers allocates it: built on the meta
+    device (no memory), its parameters must be held by the folder's weight files (2 bytes each at
+    least, float16) and fit in memory; a config.json that asks for far more is refused."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        with torch.device("meta"):
+            parameters = sum(p.numel() for p in UNet2DModel.from_config(config).parameters())
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise CheckpointError(f"{folder / 'config.json'}: not a UNet2DModel configuration: "
+                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    stored = sum(f.stat().st_size for f in folder.glob("diffusion_pytorch_model*") if f.is_file())
+    if 2 * parameters > stored + 2**20:
+        raise CheckpointError(f"{folder}: config.json describes a network of {parameters:,} parameters, but the weight "
+                              f"files hold {stored:,} bytes, too few for them; the folder is incomplete or its config "
+                              "does not belong to it")
+    try:
+        check_memory(str(folder), 4 * parameters, f"a network of {parameters:,} parameters")
+    except BudgetError as error:
+        raise CheckpointError(str(error)) from None
+
+
 def _load_diffusers_folder(folder: Path) -> tuple[UNet2DModel, dict[str, Any], NoiseSchedule]:
     if not (folder / "config.json").is_file() and (folder / "unet" / "config.json").is_file():
         folder = folder / "unet"
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"{folder}: a model folder needs a config.json (a diffusers UNet2DModel folder)")
+    _check_folder_size(folder)
     try:
         network = UNet2DModel.from_pretrained(str(folder), local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError) as error:

@@ -150,6 +150,21 @@ class DiffusionPrior:
         _, _, rows, cols = self.tile_grid(height, width)
         return len(rows) * len(cols)
 
+    def forward_bytes(self, inputs: int, height: int, width: int, gradient: bool = False) -> int:
+        """Memory of one call on ``inputs`` images of ``height`` x ``width`` beyond the images themselves:
+        the tiles and their noise predictions, and the activations of the largest forward (at most
+        ``max_batch`` images or tiles), several times more when the call is differentiated (DPS)."""
+        tiled = self.tiled(height, width)
+        if tiled:
+            tile_h, tile_w, rows, cols = self.tile_grid(height, width)
+            inputs *= len(rows) * len(cols)
+        else:
+            tile_h, tile_w = height + -height % self.size_multiple, width + -width % self.size_multiple
+        per_forward = min(inputs, self.max_batch or inputs)
+        activations = per_forward * _activation_bytes(self.network, tile_h, tile_w) * (4 if gradient else 1)
+        tiles = 2 * inputs * 3 * tile_h * tile_w * 4 if tiled else 0  # the tiles, and their eps, float32
+        return activations + tiles
+
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
@@ -209,3 +224,27 @@ def _sine_window(length: int, like: torch.Tensor) -> torch.Tensor:
     """A positive bump, largest mid-tile, so overlapping tiles fade into each other."""
     position = (torch.arange(length, dtype=like.dtype, device=like.device) + 0.5) / length
     return torch.sin(torch.pi * position).clamp_min(1e-3)
+
+
+def _activation_bytes(network: nn.Module, height: int, width: int) -> int:
+    """An upper bound of a UNet's memory at its peak for one image of ``height`` x ``width`` (no gradient).
+
+    At each level the encoder keeps ``layers_per_block + 1`` skip tensors for the decoder, which
+    concatenates them onto its own and runs a few normalised convolutions on the result; attention
+    levels also hold a (pixels x pixels) score matrix per head. Counted in float32, generously.
+    """
+    config = getattr(network, "config", None)
+    channels = list(getattr(config, "block_out_channels", ()) or ())
+    if not channels:  # not a UNet2DModel: as many bytes per pixel as a wide network's first level
+        return 4 * 8 * 256 * height * width
+    layers = getattr(config, "layers_per_block", 2)
+    head_dim = getattr(config, "attention_head_dim", None) or 0
+    total, largest = 0, 0
+    for level, (width_c, block) in enumerate(zip(channels, getattr(config, "down_block_types", ()) or ())):
+        pixels = (height >> level) * (width >> level)
+        total += (layers + 2) * width_c * pixels
+        largest = max(largest, width_c * pixels)
+        if block.startswith("Attn"):
+            heads = max(1, width_c // head_dim) if head_dim else 1
+            total += 2 * heads * pixels * pixels
+    return 4 * (2 * total + 12 * largest)

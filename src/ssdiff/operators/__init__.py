@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from ..limits import check_pixels
 from .base import Identity, LinearOperator, OperatorError
 from .blur import Blur, gaussian_blur, uniform_blur
 from .color import MEAN_WEIGHTS, Colorization
@@ -121,15 +124,34 @@ def check_task(task: str, params: dict[str, Any] | None = None) -> tuple[str, di
     return base, params
 
 
+def _check_image_size(name: str, image_size: Any) -> tuple[int, int] | None:
+    """``image_size`` as (H, W) of positive integers within the pixel budget, or a clear error."""
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, numbers.Integral) else image_size
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        height = width = None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in (height, width)):
+        raise OperatorError(f"{name}: image_size must be (H, W) of positive integers, or one, got {image_size!r}")
+    check_pixels(name, int(height), int(width), what="image_size")
+    return int(height), int(width)
+
+
 def get_operator(name: str, image_size: tuple[int, int] | int | None = None, **params: Any) -> LinearOperator:
     """Build the degradation called ``name`` for images of ``image_size`` (H, W).
 
     ``params`` are the operator's options (``scale``, ``sigma``, ``kernel_size``, ``mask``,
     ``ratio``, ...). Raises :class:`OperatorError` for unknown names, options or sizes.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"the operator's name must be a string such as 'sr_bicubic', not {type(name).__name__}")
     base, params = check_task(name, params)
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
+    image_size = _check_image_size(base, image_size)
+    for option, value in params.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+            raise OperatorError(f"{base}: {option} must be a finite number, got {value!r}")
     builder = OPERATORS[base][0]
     if "image_size" in inspect.signature(builder).parameters:
         params["image_size"] = image_size

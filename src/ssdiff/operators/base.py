@@ -21,6 +21,10 @@ class LinearOperator(ABC):
     """
 
     name: str = "operator"
+    # What ``A`` returns for images B x 3 x H x W: a tensor of this many dimensions and channels
+    # (None: not known in advance, as for operators built from any pair of functions).
+    measurement_ndim: int | None = 4
+    measurement_channels: int | None = 3
 
     @abstractmethod
     def A(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,6 +68,11 @@ class LinearOperator(ABC):
 
     def validate(self, height: int, width: int) -> None:
         """Raise :class:`OperatorError` if this operator cannot act on an H x W image."""
+
+    def workspace_bytes(self, height: int, width: int) -> int:
+        """Memory the operator precomputes for H x W images (factors, transfer functions), which
+        the budget of a restoration counts (:func:`ssdiff.limits.restoration_bytes`) before any work."""
+        return 0
 
     # ---- SVD view, ``A = U diag(s) V^T``: what DDRM and noise-aware DDNM+ work in ----------------
     # ``Vt`` maps an image to its coefficients in the orthonormal basis V (same shape as the

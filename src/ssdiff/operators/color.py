@@ -21,6 +21,8 @@ class Colorization(LinearOperator):
     a two-dimensional null space (the chroma), completed here to an orthonormal basis.
     """
 
+    measurement_channels = 1
+
     def __init__(self, weights: Sequence[float] = RELEASED_WEIGHTS, name: str = "colorization"):
         self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)
         if self.weights.shape != (3,) or self.weights.norm() == 0:

@@ -36,6 +36,8 @@ class WalshHadamardCS(LinearOperator):
     CUDA, whose stream differs, so the chosen coefficients differ from the reference's).
     """
 
+    measurement_ndim = 3  # B x C x m coefficients
+
     def __init__(self, image_size: tuple[int, int], ratio: float = 0.25, seed: int = 42):
         if not 0 < ratio <= 1:
             raise OperatorError(f"cs_walsh_hadamard: ratio must be in (0, 1], got {ratio}")
@@ -53,6 +55,9 @@ class WalshHadamardCS(LinearOperator):
             )
         if hasattr(self, "height") and (height, width) != (self.height, self.width):
             raise OperatorError(f"{self.name}: built for {self.height}x{self.width} images, got {height}x{width}")
+
+    def workspace_bytes(self, height: int, width: int) -> int:
+        return 16 * height * width  # the permutation and the kept indices (int64)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         self.validate(*x.shape[-2:])

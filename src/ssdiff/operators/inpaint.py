@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .base import LinearOperator, OperatorError
 
@@ -43,11 +42,13 @@ def random_mask(height: int, width: int, missing: float | str, seed: int = 0) ->
 
 def load_mask(path: str | os.PathLike) -> torch.Tensor:
     """A mask image: white (>= 50% gray) marks known pixels, black the pixels to fill in."""
+    from ..io import InputError, opened_image
+
     try:
-        with Image.open(path) as image:
+        with opened_image(path, "mask image") as image:
             gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, ValueError) as error:
-        raise OperatorError(f"{path}: cannot read mask image ({error})") from None
+    except InputError as error:
+        raise OperatorError(str(error)) from None
     return torch.from_numpy((gray >= 0.5).astype(np.float32))
 
 

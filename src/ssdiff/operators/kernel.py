@@ -81,6 +81,8 @@ def _parse_spec(spec: str) -> np.ndarray:
     shapes = {"gauss": (1, gaussian_kernel_2d), "motion": (2, motion_kernel), "disk": (1, disk_kernel)}
     if kind not in shapes or values is None or len(values) != shapes[kind][0]:
         raise OperatorError(f"kernel {spec!r}: expected a kernel image or array, or {KERNEL_SPECS}")
+    if not all(math.isfinite(v) for v in values):
+        raise OperatorError(f"kernel {spec!r}: its numbers must be finite ({KERNEL_SPECS})")
     if kind in ("gauss", "disk") and values[0] <= 0 or kind == "motion" and values[0] < 1:
         raise OperatorError(f"kernel {spec!r}: the size must be positive (motion: a length of at least 1 px)")
     if values[0] > MAX_KERNEL_SIZE / (6 if kind == "gauss" else 2 if kind == "disk" else 1):
@@ -89,13 +91,13 @@ def _parse_spec(spec: str) -> np.ndarray:
 
 
 def _read_kernel_image(path: Path) -> np.ndarray:
-    from PIL import Image
+    from ..io import InputError, opened_image
 
     try:
-        with Image.open(path) as image:
+        with opened_image(path, "the kernel image") as image:
             return np.asarray(image.convert("F"), dtype=np.float64)
-    except (OSError, ValueError) as error:
-        raise OperatorError(f"{path}: cannot read the kernel image ({error})") from None
+    except InputError as error:
+        raise OperatorError(str(error)) from None
 
 
 def make_kernel(kernel: str | os.PathLike | np.ndarray | torch.Tensor | None) -> torch.Tensor:
@@ -181,6 +183,10 @@ class KernelBlur(LinearOperator):
         if kh > height or kw > width:
             raise OperatorError(f"deblur_kernel: the {kh}x{kw} kernel is larger than the {height}x{width} image")
 
+    def workspace_bytes(self, height: int, width: int) -> int:
+        # per kernel: the float64 and complex128 arrays that build the transfer function, and its two cached halves
+        return len(self.kernels) * 96 * height * width
+
     def transfer(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """(K^ with the cut-off applied, its pseudo-inverse), H x W complex, cached per size, device and dtype."""
         key = (height, width, device, dtype)
@@ -232,6 +238,8 @@ class KernelSR(MatrixFree):
     (circular blur, then decimation), an operator without a cheap SVD: its pseudo-inverse and
     back-projection go by conjugate gradient (:class:`~ssdiff.operators.matrix_free.MatrixFree`)."""
 
+    measurement_ndim, measurement_channels = 4, 3  # images, unlike a MatrixFree of any functions
+
     def __init__(self, kernel: str | os.PathLike | np.ndarray | torch.Tensor | None = None, scale: int = 4,
                  cg_iterations: int = 100):
         if int(scale) != scale or scale < 1:
@@ -244,6 +252,9 @@ class KernelSR(MatrixFree):
         if height % self.scale or width % self.scale:
             raise OperatorError(f"sr_kernel: image size {height}x{width} is not a multiple of the scale {self.scale}")
         self.blur.validate(height, width)
+
+    def workspace_bytes(self, height: int, width: int) -> int:
+        return self.blur.workspace_bytes(height, width)
 
     def _downsample(self, x: torch.Tensor) -> torch.Tensor:
         self.validate(*x.shape[-2:])
@@ -272,6 +283,8 @@ class ValidBlur(MatrixFree):
     32.4 dB after 20 steps, 28.9 after 100; ``benchmarks/camera_blur.py``, training faces).
     """
 
+    measurement_ndim, measurement_channels = 4, 3  # images, unlike a MatrixFree of any functions
+
     def __init__(self, kernel: str | os.PathLike | np.ndarray | torch.Tensor | None = None, scale: int = 1,
                  margin: int | None = None, cg_iterations: int = 20):
         self.circular = KernelBlur(kernel, zero=0.0) if scale == 1 else KernelSR(kernel, scale, cg_iterations)
@@ -282,6 +295,9 @@ class ValidBlur(MatrixFree):
         if self.margin < 1:
             raise OperatorError(f"{self.circular.name}: the margin must be at least 1 measurement pixel, got {margin}")
         super().__init__(self._valid, self._valid_adjoint, name=self.circular.name, cg_iterations=cg_iterations)
+
+    def workspace_bytes(self, height: int, width: int) -> int:
+        return self.circular.workspace_bytes(height, width)
 
     def _valid(self, x: torch.Tensor) -> torch.Tensor:
         m = self.margin

@@ -59,6 +59,8 @@ class MatrixFree(LinearOperator):
     ``dps`` and ``red-diff``.
     """
 
+    measurement_ndim = measurement_channels = None  # whatever the user's A returns
+
     def __init__(self, A: Linear, AT: Linear, pinv: Linear | None = None, name: str = "matrix_free",
                  shape: tuple[int, ...] | None = None, cg_iterations: int = 100, cg_tol: float = 1e-6):
         self._A, self._AT, self._pinv = A, AT, pinv

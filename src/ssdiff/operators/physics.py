@@ -38,6 +38,8 @@ def _is_decomposable(physics: Any) -> bool:
 class DecomposablePhysics(LinearOperator):
     """A deepinv ``DecomposablePhysics`` whose ``V_adjoint`` keeps the image's shape: its SVD view."""
 
+    measurement_ndim = measurement_channels = None  # whatever deepinv's A returns
+
     def __init__(self, physics: Any):
         self.physics = physics
         self.name = type(physics).__name__

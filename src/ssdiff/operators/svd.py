@@ -11,13 +11,14 @@ applying the operator costs four small matrix products per channel.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 
+from ..limits import SVD_BYTES_PER_ENTRY, check_matrix
 from .base import LinearOperator, OperatorError
 
 # The reference's cut-off for "zero" singular values of the 1-D matrices.
@@ -42,12 +43,28 @@ class AxisSVD:
         return np.where(self.s < self.zero, 0.0, self.s)
 
 
-@lru_cache(maxsize=64)
+# The SVDs are kept by size, the most recently used first, up to this many bytes: a folder of
+# photos of many sizes reuses the recent ones without holding every size's matrices for ever.
+SVD_CACHE_BYTES = 512 * 2**20
+_svd_cache: OrderedDict[tuple, AxisSVD] = OrderedDict()
+
+
 def axis_svd(builder: MatrixBuilder, size: int, zero: float) -> AxisSVD:
     """The cached SVD of ``builder(size)``; builders are module-level functions or hashable partials."""
+    key = (builder, size, zero)
+    if key in _svd_cache:
+        _svd_cache.move_to_end(key)
+        return _svd_cache[key]
     matrix = np.asarray(builder(size), dtype=np.float64)
     U, s, Vt = np.linalg.svd(matrix, full_matrices=True)
-    return AxisSVD(matrix=matrix, U=U, s=s, V=Vt.T, zero=zero)
+    _svd_cache[key] = svd = AxisSVD(matrix=matrix, U=U, s=s, V=Vt.T, zero=zero)
+    while len(_svd_cache) > 1 and sum(_nbytes(v) for v in _svd_cache.values()) > SVD_CACHE_BYTES:
+        _svd_cache.popitem(last=False)
+    return svd
+
+
+def _nbytes(svd: AxisSVD) -> int:
+    return svd.matrix.nbytes + svd.U.nbytes + svd.V.nbytes
 
 
 class SeparableOperator(LinearOperator):
@@ -97,6 +114,15 @@ class SeparableOperator(LinearOperator):
             raise OperatorError(
                 f"{self.name}: image size {height}x{width} is not a multiple of the scale {self.scale}"
             )
+        shortest = max(getattr(self.rows, "min_size", 1), getattr(self.cols, "min_size", 1))
+        if min(height, width) < shortest:
+            raise OperatorError(f"{self.name}: a {height}x{width} image is too small; each side needs at least "
+                                f"{shortest} px, the reach of the operator's kernel")
+        check_matrix(self.name, max(height, width))
+
+    def workspace_bytes(self, height: int, width: int) -> int:
+        # both axes' SVDs, and the singular values and their inverse (and the SVD view's map) per pixel
+        return SVD_BYTES_PER_ENTRY * (height * height + width * width) + 3 * 4 * height * width
 
     def spectral_factors(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
         """(full V_h, full V_w, singular map C' x H x W) for the SVD view, cached like :meth:`factors`."""
@@ -147,6 +173,11 @@ class ConvRows:
     stride: int = 1
     boundary: str = "zero"
     all_taps: bool = False
+
+    @property
+    def min_size(self) -> int:
+        """The shortest side the matrix can be built for: a reflected tap must land inside the image."""
+        return max(len(self.kernel) // 2, self.stride) if self.boundary == "reflect" else self.stride
 
     def __call__(self, size: int) -> np.ndarray:
         length = len(self.kernel)

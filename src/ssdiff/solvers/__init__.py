@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -10,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..limits import check_pixels
 from ..models.encoder_reuse import EncoderReuse, key_calls
 from ..operators import LinearOperator
 from ..operators.physics import from_ours, is_physics, physics_noise, physics_operator, to_ours
@@ -120,8 +122,9 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     propagation, :class:`~ssdiff.models.EncoderReuse`): cheaper calls at a quality cost measured
     in ``benchmarks/speed.md``; the result's extras count both kinds of call.
     """
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
+    check_arguments(prior, operator, y, nfe, seed, hparams)
     if is_physics(operator):  # a deepinv physics object: images in [0, 1] at the boundary
         physics = operator
         operator = physics_operator(physics, y)
@@ -152,6 +155,58 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     if reuse is not None:
         result.extras.update(encoder_calls=reuse.encoder_calls, decoder_only_calls=reuse.decoder_calls)
     return result
+
+
+# Options that are noise levels or weights: a negative one has no meaning
+NON_NEGATIVE_OPTIONS = ("sigma_y", "eta", "ddim_eta", "eta_b", "zeta", "lam", "churn")
+MAX_SEED = 2**63 - 1
+
+
+def check_arguments(prior: Any, operator: Any, y: Any, nfe: Any, seed: Any, hparams: dict[str, Any]) -> None:
+    """Refuse, with a sentence a user understands, what would otherwise fail deep inside torch or
+    diffusers or silently give NaN: wrong types, empty or misshapen measurements, NaN or infinite
+    numbers, negative noise levels, seeds a generator cannot take, images beyond the pixel budget."""
+    if not callable(prior):
+        raise TypeError(f"prior must be a callable (x_t, t) -> eps, such as ssdiff.load_model(...), not {type(prior).__name__}")
+    if not (isinstance(operator, LinearOperator) or is_physics(operator)):
+        raise TypeError("operator must be an ssdiff operator (ssdiff.get_operator(...)) or a deepinv physics object, "
+                        f"not {type(operator).__name__}")
+    if not torch.is_tensor(y):
+        hint = " (torch.from_numpy(y) converts a numpy array)" if type(y).__module__ == "numpy" else ""
+        raise TypeError(f"y must be a torch.Tensor, not {type(y).__name__}{hint}")
+    if y.device.type == "meta":
+        raise ValueError("y is on the meta device, which holds no values; give a measurement on cpu, cuda or mps")
+    if not y.is_floating_point():
+        raise TypeError(f"y must hold floating-point values in [-1, 1], not {y.dtype}")
+    if isinstance(operator, LinearOperator):
+        _check_measurement_shape(operator, y)
+    if y.numel() and not bool(torch.isfinite(y).all()):
+        raise ValueError("y holds NaN or infinite values; a measurement must be finite")
+    if isinstance(nfe, bool) or not isinstance(nfe, numbers.Integral) or nfe < 1:
+        raise ValueError(f"nfe must be a positive integer (network calls), got {nfe!r}")
+    for value in seed if isinstance(seed, (list, tuple)) else [seed]:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_SEED):
+            raise ValueError(f"seed must be None or an integer from 0 to 2**63 - 1, got {value!r}")
+    for name, value in hparams.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if name in NON_NEGATIVE_OPTIONS and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def _check_measurement_shape(operator: LinearOperator, y: torch.Tensor) -> None:
+    ndim, channels = operator.measurement_ndim, operator.measurement_channels
+    form = "B x C x m" if ndim == 3 else "B x C x h x w"
+    if ndim is not None and y.ndim != ndim:
+        raise ValueError(f"y must be a batch of {operator.name} measurements, {form}, got shape {tuple(y.shape)}"
+                         + (" (y[None] adds the batch axis)" if y.ndim == ndim - 1 else ""))
+    if y.ndim < 2 or 0 in y.shape:
+        raise ValueError(f"y is empty (shape {tuple(y.shape)}); give at least one measurement")
+    if channels is not None and y.shape[1] != channels:
+        raise ValueError(f"{operator.name} measurements have {channels} channel(s), y has {y.shape[1]} (shape {tuple(y.shape)})")
+    if ndim == 4:
+        check_pixels(operator.name, *operator.image_shape(y), what="the restored image")
 
 
 # Methods that differentiate the network's output with respect to x_t: a decoder-only call
