@@ -132,10 +132,7 @@ def restoration_bytes(prior, operator, batch: int, height: int, width: int, grad
     network's activations for its largest forward (several times more with ``gradient``: DPS, PiGDM)."""
     images = batch * height * width * BYTES_PER_PIXEL
     workspace = operator.workspace_bytes(height, width) if hasattr(operator, "workspace_bytes") else 0
-    network = 0
-    if hasattr(prior, "forward_bytes"):
-        tiles = prior.tiles_per_image(height, width) if hasattr(prior, "tiles_per_image") else 1
-        network = prior.forward_bytes(batch * tiles, height, width, gradient=gradient)
+    network = prior.forward_bytes(batch, height, width, gradient=gradient) if hasattr(prior, "forward_bytes") else 0
     return images + workspace + network
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -104,6 +104,7 @@ class TaskSpec:
     task: str
     params: dict[str, Any]
     _cache: dict[tuple[int, int], LinearOperator] = field(default_factory=dict)
+    CACHED_SIZES: ClassVar[int] = 4
 
     def __post_init__(self) -> None:
         # unknown tasks and options, and bad kernels, fail before any work
@@ -122,6 +123,8 @@ class TaskSpec:
 
     def operator(self, size: tuple[int, int]) -> LinearOperator:
         if size not in self._cache:
+            if len(self._cache) >= self.CACHED_SIZES:  # a folder of many sizes must not keep every size's factors
+                del self._cache[next(iter(self._cache))]
             self._cache[size] = get_operator(self.task, image_size=size, **self.params)
         return self._cache[size]
 
@@ -305,6 +308,9 @@ class Item:
     face: FacePlan | None = None  # restore the face in the prior's frame (see ssdiff.faces)
 
 
+MIN_SIDE = 8  # px: a smaller image is no picture to restore (and SSIM's 7 x 7 window needs it)
+
+
 def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y: float, jpeg: int | None,
             seed: int, model_resolution: tuple[int, int] | None) -> Item:
     """Read one input and turn it into a measurement and the operator that made it."""
@@ -330,8 +336,6 @@ def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y:
         )
     return item
 
-
-MIN_SIDE = 8  # px: a smaller image is no picture to restore (and SSIM's 7 x 7 window needs it)
 
 FRAMES = ("auto", "tiles")
 
