@@ -435,6 +435,22 @@ def test_an_interrupted_run_leaves_no_empty_folder(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["bench", "--data", "photos", "--subset", "5:2", "--out", "out"], "selects none of its 2 images"),
+    (["bench", "--data", "photos", "--subset", "abc", "--out", "out"], "START:END"),
+    (["bench", "--data", "nowhere", "--out", "out"], "nowhere: no such file"),
+    (["tune", "--data", "photos", "--task", "sr_bicubic4", "--nfe", "abc", "--out", "out/t.json"], "invalid literal"),
+    (["tune", "--data", "photos", "--task", "sr_bicubic4", "--nfe", "4", "--space", "{bad", "--out", "out/t.json"], "tune:"),
+    (["train", "nowhere", "--out", "out", "--steps", "1"], "nowhere: no such file"),
+    (["train", "photos", "--out", "out", "--steps", "1", "--size", "0"], "--size"),
+], ids=["bench-subset-empty", "bench-subset-bad", "bench-no-data", "tune-nfe", "tune-space", "train-no-data", "train-size"])
+def test_bench_tune_and_train_refuse_in_one_line_and_leave_no_folder(capsys, workspace, argv, message):
+    (workspace / "photos").mkdir()
+    for i in range(2):
+        save_rgb(workspace / "photos" / f"{i}.png", seed=i)
+    refused(capsys, workspace, argv, message)
+
+
 # ---- budgets: sized before anything is allocated --------------------------------------------------------
 
 @pytest.mark.parametrize("argv,message", [
@@ -749,5 +765,5 @@ def test_hostile_options_get_one_message(tmp_path, prior, name):
 def test_the_corpus_holds_at_least_180_cases():
     """The issue's floor: the parametrised cases above (each bad file twice: restore and degrade)."""
     cases = (len(BAD_NUMBERS) + len(BAD_KERNELS) + len(BAD_MASKS) + 2 * len(BAD_FILES) + len(LIBRARY)
-             + len(OPERATOR_CASES) + len(CHECKPOINTS) + len(APP_UPLOADS) + len(APP_OPTIONS))
+             + len(OPERATOR_CASES) + len(CHECKPOINTS) + len(APP_UPLOADS) + len(APP_OPTIONS))  # and the single cases
     assert cases >= 180, cases

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .fid import fid_from_features, kid_from_features
 from .io import (
+    InputError,
     atomic_path,
     collect_images,
     crop_square,
@@ -221,11 +222,12 @@ def load_truths(config: BenchConfig, size: tuple[int, int]) -> tuple[list[str], 
     """The benchmark images: sorted, sliced, limited, square-cropped and resized to the model's size."""
     from .train import parse_slice
 
-    files = collect_images([config.data])[parse_slice(config.subset)]
+    found = collect_images([config.data])
+    files = found[parse_slice(config.subset)]
     if config.limit:
         files = files[: config.limit]
     if not files:
-        raise ValueError(f"{config.data}: no images selected")
+        raise InputError(f"{config.data}: --subset {config.subset or ':'} selects none of its {len(found)} images")
     images = [pil_to_tensor(resize(crop_square(open_image(f), config.crop_top), size)) for f in files]
     return [f.stem for f in files], torch.stack(images)
 

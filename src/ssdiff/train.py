@@ -33,7 +33,17 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from .io import InputError, atomic_path, collect_images, crop_square, image_grid, open_image, resize, write_image
+from .io import (
+    InputError,
+    atomic_path,
+    collect_images,
+    crop_square,
+    image_grid,
+    open_image,
+    output_dir,
+    resize,
+    write_image,
+)
 from .models.presets import CELEBA64_UNET_CONFIG
 from .models.prior import DiffusionPrior
 from .schedule import DEFAULT_SCHEDULE
@@ -302,7 +312,9 @@ class Trainer:
 
 
 def train(config: TrainConfig) -> Trainer:
-    """Train (or resume) the run described by ``config``; returns the finished trainer."""
-    trainer = Trainer(config)
-    trainer.run()
+    """Train (or resume) the run described by ``config``; returns the finished trainer. A run that
+    fails before writing anything (no images, a bad option) leaves no empty run folder behind."""
+    with output_dir(config.out):
+        trainer = Trainer(config)
+        trainer.run()
     return trainer
