@@ -1,14 +1,36 @@
 """``ssdiff app``: the handler without a browser, and the page in headless Chromium."""
 
+import os
 import shutil
 import socket
+import stat
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import write_images
 from PIL import Image
 
-from ssdiff.app import AppError, check_upload, restore_upload
+from ssdiff import app
+from ssdiff.app import (
+    MAX_WORK,
+    AppError,
+    CancelFlags,
+    Cancelled,
+    JobQueue,
+    Limits,
+    StopJob,
+    Workspace,
+    check_upload,
+    check_work,
+    estimate,
+    job_prior,
+    restore_upload,
+)
+from ssdiff.io import read_image
 
 
 @pytest.fixture()
@@ -88,6 +110,7 @@ def browser():
 def test_the_page_in_a_real_browser(tiny_ddpm, photo, tmp_path, browser):
     pytest.importorskip("gradio")
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     from ssdiff.app import build_app, launch
@@ -121,6 +144,23 @@ def test_the_page_in_a_real_browser(tiny_ddpm, photo, tmp_path, browser):
         assert restored_width() == 32  # 8x8 measurement of the 32x32 upload, restored 4x
         assert "PSNR" in browser.find_element(By.ID, "report").text
         browser.save_screenshot(str(tmp_path / "page.png"))
+
+        large = tmp_path / "large.png"  # 49 tiles of the 32x32 network: 7 forwards a call, 700 at 100 calls
+        Image.new("RGB", (128, 128), (90, 120, 40)).save(large)
+        browser.find_element(By.CSS_SELECTOR, "#upload button[aria-label=Clear]").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+        upload(large)
+        calls = browser.find_element(By.CSS_SELECTOR, "#nfe input[type=number]")
+        calls.clear()
+        calls.send_keys("100", Keys.TAB)
+        browser.find_element(By.ID, "restore").click()
+        wait.until(lambda d: "network forwards; restoring, about" in d.page_source)  # the estimate, while it runs
+        browser.find_element(By.ID, "cancel").click()
+        wait.until(lambda d: "cancelled" in d.find_element(By.ID, "report").text)
+        stopped = time.monotonic() + 10
+        while page.ssdiff_queue.jobs() and time.monotonic() < stopped:  # the job itself stops, not just the page
+            time.sleep(0.05)
+        assert page.ssdiff_queue.jobs() == 0
     finally:
         page.close()
 
@@ -138,3 +178,251 @@ def test_clean_uploads_of_any_size_and_spec_only_options(tiny_ddpm, tmp_path):
     Image.new("RGB", (1000, 600)).save(big)
     with pytest.raises(AppError, match="restored 8x larger"):
         restore_upload(tiny_ddpm, big, clean=False, task="sr_bicubic", scale=8, nfe=3)
+
+
+# ---- the app's own folder (no fixed path in the shared temporary folder) ----
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _folder_with_a_file(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "keep.txt").write_text("not the app's")
+    os.utime(path / "keep.txt", (0, 0))  # older than anything the app makes
+    return path
+
+
+def test_a_symlink_at_the_old_fixed_path_is_never_followed(tiny_ddpm, photo, tmp_path, monkeypatch):
+    tmp, victim = tmp_path / "tmp", _folder_with_a_file(tmp_path / "victim")
+    tmp.mkdir()
+    (tmp / "ssdiff_app").symlink_to(victim, target_is_directory=True)  # the fixed path the app used to clean up
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(app, "_workspace", None)  # this test's process-wide folder, in tmp
+    result = restore_upload(tiny_ddpm, photo, clean=True, task="sr_bicubic", method="ssd", nfe=3)
+    root = app.workspace().root
+    assert root.parent == tmp and root.name.startswith("ssdiff_app-") and _mode(root) == 0o700
+    assert result.restored.parent.parent.parent == root and _mode(result.restored.parent.parent) == 0o700
+    for _ in range(20):  # more requests than the workspace keeps: its clean-up runs
+        with app.workspace().request():
+            pass
+    assert not result.restored.exists() and (victim / "keep.txt").is_file()
+    app.workspace().close()
+    assert not root.exists() and sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+
+
+def test_clean_up_removes_only_the_oldest_of_its_own_request_folders(tmp_path):
+    victim = _folder_with_a_file(tmp_path / "victim")
+    workspace = Workspace(keep=2, parent=tmp_path)
+    foreign = _folder_with_a_file(workspace.root / "foreign")  # not made by the workspace: never removed
+    with workspace.request() as running:  # a running request's folder outlives any number of finished ones
+        made = []
+        for _ in range(4):
+            with workspace.request() as folder:
+                (folder / "result.png").write_text("x")
+                made.append(folder)
+            if len(made) == 1:  # the oldest is swapped for a symlink before its clean-up
+                shutil.rmtree(made[0])
+                made[0].symlink_to(victim, target_is_directory=True)
+        assert running.is_dir() and _mode(running) == 0o700
+    assert [folder.is_dir() for folder in made[1:]] == [False, False, True]  # kept: the newest two, made[3] and running
+    assert made[0].is_symlink() and (victim / "keep.txt").is_file() and (foreign / "keep.txt").is_file()
+    workspace.close()
+    assert sorted(p.name for p in workspace.root.iterdir()) == sorted(["foreign", made[0].name])
+    assert (victim / "keep.txt").is_file() and (foreign / "keep.txt").is_file()
+
+
+# ---- a request's work, estimate and cancellation ----
+
+def test_the_work_bound_refuses_before_anything_is_written(tiny_ddpm, photo, tmp_path):
+    message = "face.png: restoring 32x32 at 30 calls is 0.031 megapixel-calls, more than the 0.01 this page allows; lower"
+    with pytest.raises(AppError, match=message):
+        restore_upload(tiny_ddpm, photo, clean=True, task="sr_bicubic", nfe=30, work=tmp_path / "work",
+                       limits=Limits(max_work=0.01))
+    assert not (tmp_path / "work").exists()
+    with pytest.raises(AppError, match="32x32 is more than the 0.001 megapixels"):
+        restore_upload(tiny_ddpm, photo, clean=True, task="sr_bicubic", nfe=3, limits=Limits(max_pixels=1000))
+    # the default lets a 256x256 photo through at 100 calls, a 64x64 one at any budget the page offers
+    assert check_work("a", 256, 256, 100, MAX_WORK) == pytest.approx(6.5536)
+    assert check_work("a", 64, 64, 100, MAX_WORK) < MAX_WORK
+    with pytest.raises(AppError, match="2048x2048 at 30 calls is 126 megapixel-calls, more than the 20 this page"):
+        check_work("a", 2048, 2048, 30, MAX_WORK)
+
+
+def test_the_estimate_is_told_before_the_first_forward_and_reported(tiny_ddpm, photo):
+    told = []
+    result = restore_upload(tiny_ddpm, photo, clean=True, task="sr_bicubic", method="ssd", nfe=4,
+                            on_status=told.append, on_progress=lambda done, total: told.append(done))
+    assert isinstance(told[0], str) and told[0].startswith("restoring, about ") and told[1:] == [1, 2, 3, 3]
+    guess = result.estimate
+    assert (guess.calls, guess.forwards_per_call) == (4, 1) and guess.seconds == pytest.approx(4 * guess.seconds_per_forward)
+    assert f"- estimated before it started: {guess}" in result.report and str(guess) in told[0]
+    # a 64x64 image is 9 tiles of the 32x32 network: two forwards of at most 8 per call
+    tiled = estimate(tiny_ddpm, 64, 64, 10)
+    assert tiled.forwards_per_call == 2 and "10 calls x 2 forwards x" in str(tiled)
+
+
+def test_cancel_stops_a_restoration_within_a_forward(tiny_ddpm, photo, tmp_path):
+    cancel, forwards = threading.Event(), []
+
+    def cancel_at_first(done: int, total: int) -> None:
+        forwards.append(done)
+        cancel.set()
+
+    with pytest.raises(Cancelled, match="cancelled"):
+        restore_upload(tiny_ddpm, photo, clean=True, task="sr_bicubic", method="ssd", nfe=20, cancel=cancel,
+                       on_progress=cancel_at_first, work=tmp_path / "work")
+    assert forwards == [1] and not (tmp_path / "work" / "out").exists()  # nothing partial to download
+
+
+def test_cancel_from_another_thread(tiny_ddpm, tmp_path):
+    large = tmp_path / "large.png"
+    Image.new("RGB", (64, 64), (90, 120, 40)).save(large)
+    cancel, started, forwards, outcome = threading.Event(), threading.Event(), [], []
+
+    def restore() -> None:
+        try:
+            restore_upload(tiny_ddpm, large, clean=True, task="sr_bicubic", method="ssd", nfe=100, cancel=cancel,
+                           on_progress=lambda done, total: (forwards.append(done), started.set()))
+        except Cancelled as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=restore)
+    thread.start()
+    assert started.wait(30)
+    cancel.set()
+    forwards_when_cancelled = len(forwards)
+    thread.join(30)
+    assert outcome and len(forwards) <= forwards_when_cancelled + 1 < 200
+
+
+def test_cancel_flags_are_per_session():
+    flags = CancelFlags()
+    with flags.job("alice") as alice, flags.job("bob") as bob:
+        assert flags.cancel("alice") == 1 and alice.is_set() and not bob.is_set()
+    assert flags.cancel("alice") == 0  # her job is over: nothing left to cancel
+
+
+# ---- the queue: small jobs are never stuck behind a large one ----
+
+def _large_job(queue: JobQueue, started: threading.Event, finish: threading.Event, log: list, name: str = "large",
+               waits: threading.Event | None = None):
+    """A large job whose forwards go on until ``finish`` (5 s at most: a broken queue fails the test
+    instead of hanging it), with the queue's checkpoint between them; ``waits`` is set if it must wait."""
+    def run() -> None:
+        with queue.job(5.0, on_status=lambda _: waits and waits.set()) as job:
+            started.set()
+            give_up = time.monotonic() + 5
+            while not finish.is_set() and time.monotonic() < give_up:
+                job.checkpoint()
+                log.append(name)
+                time.sleep(0.001)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_small_job_runs_while_the_large_one_pauses_between_forwards():
+    queue, log, told = JobQueue(large_work=1.0), [], []
+    started, finish = threading.Event(), threading.Event()
+    thread = _large_job(queue, started, finish, log)
+    try:
+        assert started.wait(5)
+        with queue.job(0.5, on_status=told.append) as small:
+            log.append("small starts")
+            time.sleep(0.05)  # the large job, had it not paused, would run forwards meanwhile
+            log.append("small ends")
+        assert not small.large and thread.is_alive() and told == ["waiting for 1 restoration(s) before this one"]
+        assert log[log.index("small starts") + 1] == "small ends"  # one job computes at a time
+        resumed = time.monotonic() + 5
+        while log[-1] != "large" and time.monotonic() < resumed:  # and the large one goes on after it
+            time.sleep(0.001)
+        assert log[-1] == "large"
+    finally:
+        finish.set()
+        thread.join(5)
+    assert queue.jobs() == 0
+
+
+def test_large_jobs_wait_in_order_and_too_many_are_refused():
+    queue, log = JobQueue(large_work=1.0, max_large=2), []
+    first_started, second_started, second_waits, finish_first, finish_second = (threading.Event() for _ in range(5))
+    first = _large_job(queue, first_started, finish_first, log, "first")
+    assert first_started.wait(5)
+    second = _large_job(queue, second_started, finish_second, log, "second", second_waits)
+    try:
+        assert second_waits.wait(5)
+        with pytest.raises(AppError, match="busy with 2 large restorations"), queue.job(5.0):
+            pass
+        with queue.job(0.5):  # a small job still gets its turn
+            pass
+        assert not second_started.wait(0.05) and queue.jobs() == 2  # the second waits for the first
+        finish_first.set()
+        assert second_started.wait(5)
+    finally:
+        finish_first.set()
+        finish_second.set()
+        first.join(5)
+        second.join(5)
+
+
+def test_a_cancelled_job_leaves_the_queue_while_it_waits():
+    queue, started, finish, log = JobQueue(large_work=1.0), threading.Event(), threading.Event(), []
+    thread = _large_job(queue, started, finish, log)
+    try:
+        assert started.wait(5)
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(StopJob), queue.job(5.0, cancel=cancel):  # waits behind the large job till it sees the cancel
+            pass
+        assert queue.jobs() == 1
+    finally:
+        finish.set()
+        thread.join(5)
+
+
+def test_a_small_upload_overtakes_a_large_restoration_and_both_come_out_as_alone(tiny_ddpm, photo):
+    # The large one injects attention: ssd-attn stores attention maps in its inversion and swaps the
+    # network's attention processors while it runs; the small one arrives while maps are stored.
+    large = {"clean": True, "task": "sr_bicubic", "method": "ssd-attn", "nfe": 21}  # 0.022 megapixel-calls
+    small = {"clean": True, "task": "sr_bicubic", "method": "ssd", "nfe": 4}  # 0.0041
+    alone = [read_image(restore_upload(tiny_ddpm, photo, **options).restored) for options in (large, small)]
+    queue, log, small_waits, results = JobQueue(large_work=0.008), [], threading.Event(), {}
+
+    def run(name: str, options: dict, after_forward=lambda: None, on_status=None) -> None:
+        def forward(done: int, total: int) -> None:
+            log.append(name)
+            after_forward()
+
+        results[name] = restore_upload(tiny_ddpm, photo, queue=queue, on_progress=forward, on_status=on_status, **options)
+        log.append(f"{name} done")
+
+    def told(text: str) -> None:
+        log.append(text)
+        small_waits.set()
+
+    small_thread = threading.Thread(target=run, args=("small", small), kwargs={"on_status": told})
+
+    def arrive_mid_run() -> None:
+        if log.count("large") == 3:  # the inversion's third forward, whose attention maps are stored for injection
+            small_thread.start()
+            small_waits.wait(30)
+
+    large_thread = threading.Thread(target=run, args=("large", large), kwargs={"after_forward": arrive_mid_run})
+    large_thread.start()
+    large_thread.join(60)
+    small_thread.join(60)
+    waited = log.index("waiting for 1 restoration(s) before this one")
+    assert log[waited - 3 : waited] == ["large"] * 3 and log[waited + 1].startswith("restoring, about")
+    assert log[waited + 2 : waited + 6] == ["small"] * 4  # one job computes at a time
+    together = [read_image(results[name].restored) for name in ("large", "small")]
+    assert all(torch.equal(a, b) for a, b in zip(alone, together))
+
+
+def test_each_job_runs_on_its_own_prior(tiny_ddpm):
+    own = job_prior(tiny_ddpm, "ssd", large=True)
+    own.on_forward, own.max_batch = print, 1  # what the runner sets for its job
+    assert tiny_ddpm.on_forward is None and tiny_ddpm.max_batch != 1 and own.network is tiny_ddpm.network
+    attention = job_prior(tiny_ddpm, "ssd-attn", large=True)  # a large one may pause: a network of its own
+    assert attention.network is not tiny_ddpm.network and job_prior(tiny_ddpm, "ssd-attn", False).network is tiny_ddpm.network

@@ -431,31 +431,45 @@ def run_tune_command(args: argparse.Namespace) -> int:
 
 
 def add_app_parser(subparsers) -> None:
+    from .app import CONCURRENCY, LARGE_WORK, MAX_PIXELS, MAX_WORK
+
     p = subparsers.add_parser(
         "app", help="restore photos in the browser (a local web page)",
         description="Serve a web page (Gradio) where you upload a photo or pick an example, choose the task, method, "
         "budget and seed, and see the measurement, A+y and the restoration, with a before/after slider and the PNG "
-        "to download. It runs what `ssdiff restore` runs. Local by default (127.0.0.1), no telemetry, one "
-        "restoration at a time. Needs the app extra: pip install 'ssdiff[app]'.",
+        "to download. It runs what `ssdiff restore` runs. Local by default (127.0.0.1), no telemetry. Shared fairly: "
+        "a request's work is bounded, its time estimated before it starts, it can be cancelled, and one restoration "
+        "computes at a time, small ones first (a large one pauses between network forwards while a small one waits). "
+        "Needs the app extra: pip install 'ssdiff[app]'.",
     )
     add_prior_options(p)
     p.add_argument("--device", default="auto", help="auto (default: CUDA, else MPS, else CPU), cpu, cuda or mps")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_number(int, 1, 65535), default=7860, help="port to listen on (default 7860)")
+    p.add_argument("--max-work", type=POSITIVE, default=MAX_WORK, metavar="MPC", help="the most work a request may "
+                   "ask for, in megapixel-calls: the restored image's megapixels times the network calls (default "
+                   f"{MAX_WORK:g}; a 256x256 photo at 100 calls is 6.6)")
+    p.add_argument("--max-upload-pixels", type=POSITIVE, default=MAX_PIXELS, metavar="N", help="the most pixels "
+                   f"an upload, or the restoration of a real photo, may have (default {MAX_PIXELS / 1e6:g} million)")
+    p.add_argument("--large-work", type=POSITIVE, default=LARGE_WORK, metavar="MPC", help="requests of more "
+                   f"megapixel-calls than this are large: they pause while smaller ones run (default {LARGE_WORK:g})")
+    p.add_argument("--concurrency", type=_number(int, 2), default=CONCURRENCY, metavar="N", help="requests taken in at once, "
+                   "running or waiting their turn, at most all but one of them large; Gradio's queue holds the rest "
+                   f"(default {CONCURRENCY})")
     p.set_defaults(func=run_app)
 
 
 def run_app(args: argparse.Namespace) -> int:
-    import tempfile
-
     try:
         import gradio  # noqa: F401 - only to say what is missing before the model loads
     except ImportError:
         raise InputError("ssdiff app needs Gradio: pip install 'ssdiff[app]'") from None
-    from .app import build_app, launch
+    from .app import Limits, build_app, launch, workspace
 
     prior = load_prior(args)
-    page = build_app(prior, examples_dir=Path(tempfile.gettempdir()) / "ssdiff_app_examples")
+    limits = Limits(max_pixels=int(args.max_upload_pixels), max_work=args.max_work)
+    page = build_app(prior, examples_dir=workspace().folder("examples-"), limits=limits, concurrency=args.concurrency,
+                     large_work=args.large_work)
     print(f"ssdiff app: http://{args.host}:{args.port} (Ctrl+C stops it)")
     launch(page, host=args.host, port=args.port)
     return 0

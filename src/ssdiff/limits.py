@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 from .errors import BudgetError
@@ -60,8 +61,10 @@ def megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:.1f} megapixels"
 
 
-def gigabytes(size: float) -> str:
-    return f"{size / 2**30:.1f} GB"
+def gigabytes(size: float, round_up: bool = False) -> str:
+    """``size`` bytes in GB with one decimal (rounded up for a bound that must hold)."""
+    value = size / 2**30
+    return f"{math.ceil(value * 10) / 10 if round_up else value:.1f} GB"
 
 
 def check_pixels(name: str, height: int, width: int, what: str = "the image") -> None:
@@ -117,13 +120,15 @@ def available_memory() -> int | None:
     return min(known) if known else None
 
 
-def resident_memory() -> int:
-    """This process's resident memory now, in bytes (0 where the system does not tell)."""
+def peak_resident_memory() -> int:
+    """The most resident memory this process has held so far, in bytes (loading a model peaks above
+    what it keeps, and the system does not always take freed memory back): the base of an estimate."""
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+        import resource  # POSIX only
+    except ImportError:
         return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, kilobytes on Linux
 
 
 def restoration_bytes(prior, operator, batch: int, height: int, width: int, gradient: bool = False) -> int:

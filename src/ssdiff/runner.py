@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from .faces import FacePlan, face_template, framable, plan_face, restore_face
 from .figures import Panel, render
 from .io import InputError, output_dir, read_image, write_image
-from .limits import available_memory, check_memory, check_pixels, gigabytes, resident_memory, restoration_bytes
+from .limits import available_memory, check_memory, check_pixels, gigabytes, peak_resident_memory, restoration_bytes
 from .metrics import consistency, psnr, ssim
 from .operators import (
     Colorization,
@@ -464,7 +464,7 @@ class MemoryPlan:
         if key not in self.announced:
             self.announced.add(key)
             tqdm.write(f"memory: {len(items)} image(s) of {width}x{height} at once: at most about "
-                       f"{gigabytes(resident_memory() + self.needed(items))} for this process (estimate)")
+                       f"{gigabytes(peak_resident_memory() + self.needed(items), round_up=True)} for this process (estimate)")
 
 
 # methods that back-propagate through the network: several times its activations
