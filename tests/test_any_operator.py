@@ -35,10 +35,11 @@ def test_fft_blur_is_the_circular_convolution(spec):
 @pytest.mark.parametrize("task,options", [
     ("deblur_kernel", {"kernel": "motion:9,30"}), ("sr_kernel", {"kernel": "gauss:1.0", "scale": 4}),
     ("sr_bicubic", {"scale": 4}), ("colorization", {}), ("inpaint", {"mask": "random:0.5"}),
+    ("cs_walsh_hadamard", {}),  # a B x C x m measurement
 ])
 def test_adjoints(task, options):
-    op = get_operator(task, image_size=(24, 24), **options)
-    x = _random(2, 3, 24, 24)
+    op = get_operator(task, image_size=(32, 32), **options)
+    x = _random(2, 3, 32, 32)
     y = _random(*op.A(x).shape, seed=1)
     assert abs((op.A(x) * y).sum() - (x * op.A_adjoint(y)).sum()) < 1e-9 * (op.A(x) * y).abs().sum()
 
@@ -390,3 +391,72 @@ def test_camera_blur_is_the_valid_part_of_the_circular_blur_and_its_adjoint_chec
     assert sr.margin == 3 and sr.A(x).shape[-2:] == (4, 4) and sr.crop(x).shape[-1] == 40 - 24
     with pytest.raises(OperatorError, match="margin"):
         ValidBlur("gauss:1", margin=0)
+
+
+# ---- kinds: per-task defaults follow what an operator is, not what it is called ------------------
+
+@pytest.mark.parametrize("task,options,kind", [
+    ("sr_bicubic", {"scale": 4}, "super-resolution"), ("sr_average", {"scale": 2}, "super-resolution"),
+    ("sr_kernel", {"kernel": "gauss:1", "scale": 2}, "super-resolution"), ("deblur_gauss", {}, "deblurring"),
+    ("deblur_uniform_full", {}, "deblurring"), ("deblur_kernel", {"kernel": "motion:5,30"}, "deblurring"),
+    ("colorization", {}, "colorization"), ("colorization_mean", {}, "colorization"),
+    ("inpaint", {"mask": "box:0.5"}, "inpainting"), ("inpaint", {"mask": "random:0.8"}, "inpainting-scattered"),
+    ("cs_walsh_hadamard", {}, "compressed-sensing"), ("denoise", {}, "denoising"),
+])
+def test_every_operator_declares_its_kind(task, options, kind):
+    assert get_operator(task, image_size=(32, 32), **options).kind == kind
+
+
+def test_a_camera_blur_has_the_kind_of_its_circular_operator():
+    from ssdiff.operators import Kind, ValidBlur
+
+    assert ValidBlur("gauss:1").kind is Kind.DEBLURRING and ValidBlur("gauss:1", scale=2).kind is Kind.SUPER_RESOLUTION
+
+
+def _as_deepinv(name: str, operator):
+    """A deepinv-style physics object of class ``name`` (images in [0, 1]) doing what ``operator`` does."""
+    def adjoint(self, y):
+        return operator.A_adjoint(y)
+
+    members = {"A": lambda self, x: operator.A(x), "A_adjoint": adjoint}
+    if hasattr(operator, "mask"):
+        members["mask"] = operator.mask
+    return type(name, (), members)()
+
+
+@pytest.mark.parametrize("name,task,options", [
+    ("Inpainting", "inpaint", {"mask": "random:0.8"}), ("Inpainting", "inpaint", {"mask": "box:0.5"}),
+    ("Blur", "deblur_gauss", {}), ("BlurFFT", "deblur_kernel", {"kernel": "motion:5,30"}),
+    ("Downsampling", "sr_bicubic", {"scale": 2}), ("SuperResolution", "sr_average", {"scale": 2}),
+    ("Decolorize", "colorization", {}), ("Denoising", "denoise", {}), ("CompressedSensing", "cs_walsh_hadamard", {}),
+])
+def test_deepinv_classes_get_the_defaults_of_their_kind(name, task, options):
+    """The reported fault: deepinv's Inpainting ran DiffPIR with SR's lam/zeta (14.64 dB, not 22.00)."""
+    from ssdiff.operators.physics import physics_kind
+
+    ours = get_operator(task, image_size=(16, 16), **options)
+    physics = _as_deepinv(name, ours)
+    assert physics_kind(physics) == ours.kind
+    truth01 = (0.6 + 0.15 * torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    for method, keys in (("ssd", ("t0", "eta")), ("diffpir", ("lam", "zeta")), ("cm4ir", ("start_t", "gamma"))):
+        if method == "cm4ir" and name == "CompressedSensing":
+            continue  # a B x C x m measurement: CM4IR works on images
+        via_deepinv = restore(GaussianPrior(), physics, physics.A(truth01), method=method, nfe=6, seed=0).extras
+        direct = restore(GaussianPrior(), ours, ours.A(truth01 * 2 - 1), method=method, nfe=6, seed=0).extras
+        assert {k: via_deepinv[k] for k in keys} == {k: direct[k] for k in keys}, method
+
+
+def test_an_unknown_deepinv_class_runs_with_the_other_defaults_and_says_so_once():
+    from ssdiff.operators.physics import _warned
+
+    physics = _as_deepinv("Tomography", get_operator("deblur_gauss"))
+    _warned.discard("Tomography")
+    y01 = physics.A(torch.full((1, 3, 16, 16), 0.5))
+    with pytest.warns(UserWarning, match="deepinv's Tomography is not a degradation ssdiff knows"):
+        first = restore(GaussianPrior(), physics, y01, method="ssd", nfe=6, seed=0)
+    assert (first.extras["t0"], first.extras["eta"]) == (550, 0.4)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per class, not at every call
+        restore(GaussianPrior(), physics, y01, method="ssd", nfe=6, seed=0)

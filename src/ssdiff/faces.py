@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from .io import InputError
 from .models.presets import FaceTemplate
-from .operators import Colorization, Inpainting, LinearOperator, SeparableOperator, get_operator, parse_task
+from .operators import Colorization, Inpainting, Kind, LinearOperator, SeparableOperator, get_operator, parse_task
 from .pipeline import INTERPOLATION_SIGMA, bicubic_upsample, fill_missing
 from .solvers.common import Restoration
 
@@ -180,7 +180,7 @@ def framable(operator: LinearOperator) -> bool:
     """Operators whose measurement can be carried into the face frame: colorization (exact), SR and
     inpainting with one mask."""
     return (isinstance(operator, Colorization) or (isinstance(operator, Inpainting) and operator.mask.shape[0] == 1)
-            or (isinstance(operator, SeparableOperator) and operator.scale > 1 and operator.name.startswith("sr_")))
+            or (isinstance(operator, SeparableOperator) and operator.kind is Kind.SUPER_RESOLUTION))
 
 
 # Between scattered known pixels (80 % missing: about 2 px apart), the detail finer than the frame

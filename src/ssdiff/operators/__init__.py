@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from ..limits import check_pixels
-from .base import Identity, LinearOperator, OperatorError
+from .base import Identity, Kind, LinearOperator, OperatorError
 from .blur import Blur, gaussian_blur, uniform_blur
 from .color import MEAN_WEIGHTS, Colorization
 from .cs import WalshHadamardCS
@@ -174,6 +174,7 @@ __all__ = [
     "Inpainting",
     "KernelBlur",
     "KernelSR",
+    "Kind",
     "LinearOperator",
     "MatrixFree",
     "OperatorError",

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from enum import Enum
 
 import torch
 
 
 class OperatorError(ValueError):
     """An operator cannot be built or applied as asked (bad option, incompatible image size)."""
+
+
+class Kind(str, Enum):
+    """What kind of degradation an operator is: the methods' per-task defaults are looked up by it
+    (never by the operator's name, which a user's or deepinv's operator chooses freely)."""
+
+    SUPER_RESOLUTION = "super-resolution"
+    DEBLURRING = "deblurring"
+    COLORIZATION = "colorization"
+    INPAINTING = "inpainting"  # holes: most missing pixels far from a known one
+    INPAINTING_SCATTERED = "inpainting-scattered"  # scattered missing pixels (random masks)
+    COMPRESSED_SENSING = "compressed-sensing"
+    DENOISING = "denoising"
+    OTHER = "other"
+
+    @property
+    def inpainting(self) -> bool:
+        return self in (Kind.INPAINTING, Kind.INPAINTING_SCATTERED)
 
 
 class LinearOperator(ABC):
@@ -21,6 +40,7 @@ class LinearOperator(ABC):
     """
 
     name: str = "operator"
+    kind: Kind = Kind.OTHER
     # What ``A`` returns for images B x 3 x H x W: a tensor of this many dimensions and channels
     # (None: not known in advance, as for operators built from any pair of functions).
     measurement_ndim: int | None = 4
@@ -115,6 +135,7 @@ class Identity(LinearOperator):
     """``A = I``: plain denoising (with ``sigma_y`` > 0) or unconditional refinement."""
 
     name = "denoise"
+    kind = Kind.DENOISING
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         return x

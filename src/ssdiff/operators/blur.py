@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from .base import OperatorError
+from .base import Kind, OperatorError
 from .svd import REFERENCE_ZERO, AxisSVD, ConvRows, SeparableOperator
 
 
@@ -37,6 +37,7 @@ class Blur(SeparableOperator):
     """Separable blur with a 1-D ``kernel``; ``reference=True`` keeps the reference code's quirks."""
 
     channels = 3
+    kind = Kind.DEBLURRING
 
     def __init__(self, kernel: tuple[float, ...], name: str, zero: float = REFERENCE_ZERO, reference: bool = True):
         if len(kernel) < 1:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .base import LinearOperator, OperatorError
+from .base import Kind, LinearOperator, OperatorError
 
 # The released code of DDRM, DDNM and SSD builds the gray row as (0.3333, 0.3334, 0.3333), not an
 # exact mean; reproducing it keeps the published numbers (1.6e-3 end-to-end difference).
@@ -22,6 +22,7 @@ class Colorization(LinearOperator):
     """
 
     measurement_channels = 1
+    kind = Kind.COLORIZATION
 
     def __init__(self, weights: Sequence[float] = RELEASED_WEIGHTS, name: str = "colorization"):
         self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import torch
 
-from .base import LinearOperator, OperatorError
+from .base import Kind, LinearOperator, OperatorError
 
 
 def fwht(x: torch.Tensor) -> torch.Tensor:
@@ -37,6 +37,7 @@ class WalshHadamardCS(LinearOperator):
     """
 
     measurement_ndim = 3  # B x C x m coefficients
+    kind = Kind.COMPRESSED_SENSING
 
     def __init__(self, image_size: tuple[int, int], ratio: float = 0.25, seed: int = 42):
         if not 0 < ratio <= 1:
@@ -67,6 +68,9 @@ class WalshHadamardCS(LinearOperator):
         full = torch.zeros(*y.shape[:-1], self.height * self.width, dtype=y.dtype, device=y.device)
         full[..., self.kept.to(y.device)] = y
         return fwht(full).reshape(*y.shape[:-1], self.height, self.width)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.A_pinv(y)  # orthonormal rows: A^T = A^+ (the generic adjoint assumes image-shaped measurements)
 
     def image_shape(self, y: torch.Tensor) -> tuple[int, int]:
         return self.height, self.width

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import torch
 
-from .base import LinearOperator, OperatorError
+from .base import Kind, LinearOperator, OperatorError
 
 
 def _fraction(spec: str, value: float | str, within: str) -> float:
@@ -86,7 +86,8 @@ class Inpainting(LinearOperator):
         if mask.ndim != 4 or mask.shape[1] != 1:
             raise OperatorError(f"inpaint: mask must be H x W, 1 x H x W or B x 1 x H x W, got {tuple(mask.shape)}")
         self.mask = (mask > 0.5).float()
-        self.name = "inpaint_scattered" if is_scattered(self.mask) else "inpaint"
+        self.kind = Kind.INPAINTING_SCATTERED if is_scattered(self.mask) else Kind.INPAINTING
+        self.name = "inpaint_scattered" if self.kind is Kind.INPAINTING_SCATTERED else "inpaint"
 
     def validate(self, height: int, width: int) -> None:
         if tuple(self.mask.shape[-2:]) != (height, width):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import LinearOperator, OperatorError
+from .base import Kind, LinearOperator, OperatorError
 from .matrix_free import MatrixFree
 
 KERNEL_SPECS = "gauss:SIGMA, motion:LENGTH,ANGLE or disk:RADIUS"
@@ -160,6 +160,7 @@ class KernelBlur(LinearOperator):
     one kernel per image of the batch (a list of kernels, or an n x kh x kw stack)."""
 
     name = "deblur_kernel"
+    kind = Kind.DEBLURRING
 
     def __init__(self, kernel: str | os.PathLike | np.ndarray | torch.Tensor | None = None, zero: float = 1e-2):
         self.kernels = make_kernels(kernel)
@@ -238,6 +239,7 @@ class KernelSR(MatrixFree):
     (circular blur, then decimation), an operator without a cheap SVD: its pseudo-inverse and
     back-projection go by conjugate gradient (:class:`~ssdiff.operators.matrix_free.MatrixFree`)."""
 
+    kind = Kind.SUPER_RESOLUTION
     measurement_ndim, measurement_channels = 4, 3  # images, unlike a MatrixFree of any functions
 
     def __init__(self, kernel: str | os.PathLike | np.ndarray | torch.Tensor | None = None, scale: int = 4,
@@ -289,6 +291,7 @@ class ValidBlur(MatrixFree):
                  margin: int | None = None, cg_iterations: int = 20):
         self.circular = KernelBlur(kernel, zero=0.0) if scale == 1 else KernelSR(kernel, scale, cg_iterations)
         self.scale = int(scale)
+        self.kind = self.circular.kind
         blur = self.circular if scale == 1 else self.circular.blur
         # default: the kernel's whole support, twice its reach, whatever pixel a kernel file centres on
         self.margin = -(-max(blur.support) // self.scale) if margin is None else int(margin)

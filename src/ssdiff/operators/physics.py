@@ -13,15 +13,48 @@ and :func:`from_ours` convert at the boundary.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 
-from .base import LinearOperator
+from .base import Kind, LinearOperator
+from .inpaint import is_scattered
 from .matrix_free import MatrixFree
 
 # deepinv's A_dagger: singular values at or below this count as zero
 DAGGER_ZERO = 1e-5
+
+# deepinv's linear physics classes and the kind of degradation each is (its Inpainting by its mask);
+# the methods' per-task defaults follow the kind, as for ssdiff's own operators
+PHYSICS_KINDS = {
+    "Blur": Kind.DEBLURRING,
+    "BlurFFT": Kind.DEBLURRING,
+    "SpaceVaryingBlur": Kind.DEBLURRING,
+    "Downsampling": Kind.SUPER_RESOLUTION,
+    "SuperResolution": Kind.SUPER_RESOLUTION,
+    "Decolorize": Kind.COLORIZATION,
+    "Denoising": Kind.DENOISING,
+    "CompressedSensing": Kind.COMPRESSED_SENSING,
+}
+_warned: set[str] = set()
+
+
+def physics_kind(physics: Any) -> Kind:
+    """The :class:`Kind` of a deepinv physics object; an unknown class is :attr:`Kind.OTHER`, said once."""
+    name = type(physics).__name__
+    if name == "Inpainting":
+        mask = torch.as_tensor(physics.mask).detach().cpu()  # the image's shape: one channel's mask tells
+        return Kind.INPAINTING_SCATTERED if is_scattered(mask.reshape(-1, *mask.shape[-2:])[:1]) else Kind.INPAINTING
+    if name in PHYSICS_KINDS:
+        return PHYSICS_KINDS[name]
+    if name not in _warned:
+        _warned.add(name)
+        warnings.warn(f"deepinv's {name} is not a degradation ssdiff knows ({', '.join([*PHYSICS_KINDS, 'Inpainting'])}): "
+                      "the methods run with their defaults for other degradations (SSD t0=550, eta=0.4; DiffPIR "
+                      "lam=1, zeta=0.25; DPS zeta=0.3); pass the method's options to restore() to choose",
+                      UserWarning, stacklevel=4)
+    return Kind.OTHER
 
 
 def is_physics(candidate: Any) -> bool:
@@ -43,6 +76,7 @@ class DecomposablePhysics(LinearOperator):
     def __init__(self, physics: Any):
         self.physics = physics
         self.name = type(physics).__name__
+        self.kind = physics_kind(physics)
 
     def _mask(self, like: torch.Tensor) -> torch.Tensor:
         mask = self.physics.mask
@@ -82,6 +116,7 @@ def physics_operator(physics: Any, y: torch.Tensor) -> LinearOperator:
         if coefficients.shape == x.shape and not coefficients.is_complex():
             return DecomposablePhysics(physics)
     operator = MatrixFree(physics.A, physics.A_adjoint, name=type(physics).__name__)
+    operator.kind = physics_kind(physics)
     operator.check_adjoint(physics.A_adjoint(y[:1]))
     return operator
 

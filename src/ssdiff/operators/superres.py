@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import OperatorError
+from .base import Kind, OperatorError
 from .svd import REFERENCE_ZERO, ConvRows, SeparableOperator
 
 
@@ -34,6 +34,8 @@ def _check_scale(name: str, scale: int) -> int:
 class BicubicSR(SeparableOperator):
     """Bicubic downsampling by ``scale`` (reflective borders), as in DDRM/DDNM/SSD's ``SRConv``."""
 
+    kind = Kind.SUPER_RESOLUTION
+
     def __init__(self, scale: int = 4, zero: float = REFERENCE_ZERO):
         scale = _check_scale("sr_bicubic", scale)
         self.name = f"sr_bicubic_x{scale}"
@@ -43,6 +45,8 @@ class BicubicSR(SeparableOperator):
 
 class AverageSR(SeparableOperator):
     """Box-average downsampling by ``scale``; its exact pseudo-inverse repeats each pixel ``scale`` times."""
+
+    kind = Kind.SUPER_RESOLUTION
 
     def __init__(self, scale: int = 4):
         scale = _check_scale("sr_average", scale)

@@ -13,7 +13,7 @@ import torch
 
 from ..limits import check_pixels
 from ..models.encoder_reuse import EncoderReuse, key_calls
-from ..operators import LinearOperator
+from ..operators import Kind, LinearOperator
 from ..operators.physics import from_ours, is_physics, physics_noise, physics_operator, to_ours
 from .cm4ir import cm4ir
 from .common import EpsPrior, Restoration, defaults_for
@@ -30,19 +30,21 @@ from .ssd import split_budget, ssd
 # Per-task SSD defaults from the paper (Sec. 5.1): SR and deblurring t0=550, eta=0.4;
 # colorization t0=750, eta=0.8. Tasks the paper does not tune (inpainting, CS) have to
 # generate whole regions, so they take colorization's stronger setting.
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sr_": {"t0": 550, "eta": 0.4},
-    "deblur": {"t0": 550, "eta": 0.4},
-    "denoise": {"t0": 550, "eta": 0.4},
-    "colorization": {"t0": 750, "eta": 0.8},
-    "inpaint": {"t0": 750, "eta": 0.8},
-    "cs_": {"t0": 750, "eta": 0.8},
+TASK_DEFAULTS: dict[Kind, dict[str, Any]] = {
+    Kind.SUPER_RESOLUTION: {"t0": 550, "eta": 0.4},
+    Kind.DEBLURRING: {"t0": 550, "eta": 0.4},
+    Kind.DENOISING: {"t0": 550, "eta": 0.4},
+    Kind.COLORIZATION: {"t0": 750, "eta": 0.8},
+    Kind.INPAINTING: {"t0": 750, "eta": 0.8},
+    Kind.INPAINTING_SCATTERED: {"t0": 750, "eta": 0.8},
+    Kind.COMPRESSED_SENSING: {"t0": 750, "eta": 0.8},
 }
+OTHER_DEFAULTS = {"t0": 550, "eta": 0.4}
 
 
 def task_defaults(operator: LinearOperator) -> dict[str, Any]:
-    """The paper's SSD hyper-parameters for this operator's task."""
-    return defaults_for(operator.name, TASK_DEFAULTS, {"t0": 550, "eta": 0.4})
+    """The paper's SSD hyper-parameters for this operator's kind of degradation."""
+    return defaults_for(operator, TASK_DEFAULTS, OTHER_DEFAULTS)
 
 
 def _ssd_variant(**fixed: Any) -> Callable[..., Restoration]:

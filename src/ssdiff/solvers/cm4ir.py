@@ -28,16 +28,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..operators import LinearOperator
+from ..operators import Kind, LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
 from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0
 
 # (iN, gamma, zeta_reg) of the authors' evaluate_CM4IR.sh (LSUN, sigma_y = 0.025): SR x4
 # 400/0.7, deblurring 75/0.01 with zeta 3, inpainting 150/0.2; other tasks the CLI default 250/0.7.
-CM4IR_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sr_": {"start_t": 400, "gamma": 0.7, "zeta_reg": 0.0},
-    "deblur": {"start_t": 75, "gamma": 0.01, "zeta_reg": 3.0},
-    "inpaint": {"start_t": 150, "gamma": 0.2, "zeta_reg": 0.0},
+CM4IR_DEFAULTS: dict[Kind, dict[str, Any]] = {
+    Kind.SUPER_RESOLUTION: {"start_t": 400, "gamma": 0.7, "zeta_reg": 0.0},
+    Kind.DEBLURRING: {"start_t": 75, "gamma": 0.01, "zeta_reg": 3.0},
+    Kind.INPAINTING: {"start_t": 150, "gamma": 0.2, "zeta_reg": 0.0},
+    Kind.INPAINTING_SCATTERED: {"start_t": 150, "gamma": 0.2, "zeta_reg": 0.0},
 }
 
 
@@ -57,7 +58,7 @@ def cm4ir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: in
           gamma: float | None = None, eta: float = 0.1, zeta_reg: float | None = None, sigma_y: float = 0.0,
           seed: int | None = 0) -> Restoration:
     """CM4IR's K = ``nfe`` steps from ``A^+ y`` noised to the level of ``start_t`` (one call each)."""
-    params = defaults_for(operator.name, CM4IR_DEFAULTS, {"start_t": 250, "gamma": 0.7, "zeta_reg": 0.0})
+    params = defaults_for(operator, CM4IR_DEFAULTS, {"start_t": 250, "gamma": 0.7, "zeta_reg": 0.0})
     start_t = params["start_t"] if start_t is None else start_t
     gamma = params["gamma"] if gamma is None else gamma
     zeta_reg = params["zeta_reg"] if zeta_reg is None else zeta_reg

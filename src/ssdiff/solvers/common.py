@@ -9,6 +9,8 @@ from typing import Protocol
 
 import torch
 
+from ..operators import Kind, LinearOperator
+
 
 class EpsPrior(Protocol):
     """Anything that maps ``(x_t, t)`` to a noise prediction: a loaded prior, or an analytic one in tests."""
@@ -84,12 +86,9 @@ def noise_aware_update(operator, x0: torch.Tensor, eps: torch.Tensor, y: torch.T
     return scale * x0_hat + operator.V(fresh)
 
 
-def defaults_for(operator_name: str, table: dict[str, dict], fallback: dict) -> dict:
-    """A method's per-task defaults: the entry of ``table`` whose key prefixes the operator's name."""
-    for prefix, values in table.items():
-        if operator_name.startswith(prefix):
-            return dict(values)
-    return dict(fallback)
+def defaults_for(operator: LinearOperator, table: dict[Kind, dict], fallback: dict) -> dict:
+    """A method's per-task defaults: the entry of ``table`` for the operator's :class:`Kind`."""
+    return dict(table.get(getattr(operator, "kind", Kind.OTHER), fallback))
 
 
 def make_generator(seed: int | None, device: torch.device | str) -> torch.Generator:

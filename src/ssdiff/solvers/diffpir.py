@@ -20,17 +20,18 @@ from typing import Any
 
 import torch
 
-from ..operators import LinearOperator
+from ..operators import Kind, LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, spaced_steps
 from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0
 
 # The authors' per-task settings (configs/*.yaml and the scripts' experiment loops): zeta 0.25
 # for SR, 0.3 with lambda 7 for deblurring, 1 for inpainting; colorization and CS, which they do
 # not run, take SR's.
-DIFFPIR_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sr_": {"lam": 1.0, "zeta": 0.25},
-    "deblur": {"lam": 7.0, "zeta": 0.3},
-    "inpaint": {"lam": 1.0, "zeta": 1.0},
+DIFFPIR_DEFAULTS: dict[Kind, dict[str, Any]] = {
+    Kind.SUPER_RESOLUTION: {"lam": 1.0, "zeta": 0.25},
+    Kind.DEBLURRING: {"lam": 7.0, "zeta": 0.3},
+    Kind.INPAINTING: {"lam": 1.0, "zeta": 1.0},
+    Kind.INPAINTING_SCATTERED: {"lam": 1.0, "zeta": 1.0},
 }
 
 
@@ -38,7 +39,7 @@ DIFFPIR_DEFAULTS: dict[str, dict[str, Any]] = {
 def diffpir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 20, lam: float | None = None,
             zeta: float | None = None, sigma_y: float = 0.0, spacing: str = "quadratic", seed: int | None = 0) -> Restoration:
     """DiffPIR from pure noise at ``t = 999`` in ``nfe`` steps (one network call each)."""
-    params = defaults_for(operator.name, DIFFPIR_DEFAULTS, {"lam": 1.0, "zeta": 0.25})
+    params = defaults_for(operator, DIFFPIR_DEFAULTS, {"lam": 1.0, "zeta": 0.25})
     lam = params["lam"] if lam is None else lam
     zeta = params["zeta"] if zeta is None else zeta
     if lam <= 0 or not 0 <= zeta <= 1:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from ..operators import LinearOperator
+from ..operators import Kind, LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, leading_steps
 from .common import CallCounter, EpsPrior, NoiseSource, Restoration, ddpm_posterior, predict_x0
 
 # Step sizes of the authors' released configurations (FFHQ): SR and blur 0.3, inpainting 0.5.
-DPS_ZETA = {"inpaint": 0.5}
 DPS_DEFAULT_ZETA = 0.3
+INPAINTING_ZETA = 0.5
 
 
 def dps_zeta(operator: LinearOperator) -> float:
-    """The released configuration's step size for this operator's task."""
-    return next((z for prefix, z in DPS_ZETA.items() if operator.name.startswith(prefix)), DPS_DEFAULT_ZETA)
+    """The released configuration's step size for this operator's kind of degradation."""
+    return INPAINTING_ZETA if getattr(operator, "kind", Kind.OTHER).inpainting else DPS_DEFAULT_ZETA
 
 
 def dps(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 100, zeta: float | None = None,
