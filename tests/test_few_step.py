@@ -1,6 +1,7 @@
 """The few-step baselines (DiffPIR, CM4IR), the proximal data step, ``ssdiff tune`` and ``ssd-fast``."""
 
 import json
+import math
 import warnings
 
 import pytest
@@ -72,6 +73,27 @@ def test_diffpir_fills_a_hole_toward_the_prior():
     op = get_operator("inpaint", image_size=(32, 32))
     result = restore(GaussianPrior(mu, s), op, op.A(truth), method="diffpir", nfe=20, seed=0)
     assert abs(result.image[0][:, op.mask[0, 0] == 0].mean().item() - mu) < 0.05
+
+
+def test_diffpir_takes_its_authors_time_steps_by_default():
+    """Their quad (main_ddpir_*.py; deepinv reproduces it): 999, 770, 675, ..., 26 at 19 calls,
+    their 20 iterations without the final call at t = 0 whose prediction they discard."""
+    from ssdiff.schedule import diffpir_steps
+
+    steps = diffpir_steps(999, 19)[::-1]
+    assert steps[:3] == [999, 770, 675] and steps[-2:] == [54, 26] and len(steps) == 19
+    assert steps == [999 - int(math.sqrt(k / 19) * 1000 + 1e-9) for k in range(19)]  # s_k = int(sqrt(k/19) 1000)
+    calls = []
+
+    def recording(x, t):
+        calls.append(int(t) if not torch.is_tensor(t) else int(t.flatten()[0]))
+        return torch.zeros_like(x)
+
+    op = get_operator("deblur_gauss")
+    result = restore(recording, op, op.A(torch.zeros(1, 3, 16, 16)), method="diffpir", nfe=19, seed=0)
+    assert calls == steps and result.extras["steps"] == sorted(steps) and result.nfe == 19
+    ddim_quad = restore(recording, op, op.A(torch.zeros(1, 3, 16, 16)), method="diffpir", nfe=19, spacing="quadratic")
+    assert ddim_quad.extras["steps"][-1] == 999 and ddim_quad.extras["steps"][0] < 10  # the former default, by name
 
 
 def test_bench_methods_take_options():

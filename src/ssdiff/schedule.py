@@ -117,8 +117,9 @@ def spaced_steps(spacing: str, t_end: int, count: int, schedule: NoiseSchedule =
     a monotone map ``u -> t`` with ``t(0) = 0``, so that no call is spent at ``t = 0`` where the
     sample is already clean (the solver steps from the smallest one to the clean image):
     ``trailing`` is linear in t, ``quadratic`` is ``t_end u^2`` (denser near the clean end, as
-    DDIM's and DiffPIR's ``quad``), ``logsnr`` is uniform in ``lambda = log(sqrt(a) / sigma)``
-    between ``lambda(t_end)`` and ``lambda(0)`` (DPM-Solver's choice, Lu et al. 2022, Sec. 3.3).
+    DDIM's ``quad``), ``logsnr`` is uniform in ``lambda = log(sqrt(a) / sigma)`` between
+    ``lambda(t_end)`` and ``lambda(0)`` (DPM-Solver's choice, Lu et al. 2022, Sec. 3.3).
+    ``diffpir`` is the DiffPIR authors' ``quad`` (:func:`diffpir_steps`).
     """
     if spacing not in SPACINGS:
         raise ValueError(f"unknown time-step spacing {spacing!r}; choose from: {', '.join(SPACINGS)}")
@@ -128,6 +129,8 @@ def spaced_steps(spacing: str, t_end: int, count: int, schedule: NoiseSchedule =
         raise ValueError(f"the last time step must be in [0, {schedule.num_train_timesteps - 1}], got {t_end}")
     if spacing == "uniform":
         return uniform_steps(t_end, count)
+    if spacing == "diffpir":
+        return diffpir_steps(t_end, count)
     if count > t_end:
         raise ValueError(f"{count} steps do not fit in (0, {t_end}] with the {spacing!r} spacing")
     u = np.arange(1, count + 1, dtype=np.float64) / count
@@ -146,4 +149,17 @@ def spaced_steps(spacing: str, t_end: int, count: int, schedule: NoiseSchedule =
     return steps
 
 
-SPACINGS = ("uniform", "trailing", "quadratic", "logsnr")
+def diffpir_steps(t_end: int, count: int) -> list[int]:
+    """The DiffPIR authors' ``quad`` steps (their main_ddpir_*.py), ascending: ``t_end - s_k`` with
+    ``s_k = int(sqrt(k / count) (t_end + 1))``, k = 0 .. count - 1, computed as they compute it
+    (``sqrt`` of a ``linspace`` of squares). Unlike DDIM's quad their gaps shrink slowly: at 19
+    calls 999, 770, 675, ... 54, 26. Their sequence for N iterations ends with a call at ``t = 0``
+    whose prediction they discard; here it is not spent, so ``count`` calls are their N = count + 1."""
+    offsets = np.sqrt(np.linspace(0, (t_end + 1) ** 2, count + 1)).astype(int)[:count]
+    steps = sorted(t_end - int(s) for s in offsets)
+    if len(set(steps)) != count:
+        raise ValueError(f"{count} steps do not fit in (0, {t_end}] with the 'diffpir' spacing")
+    return steps
+
+
+SPACINGS = ("uniform", "trailing", "quadratic", "logsnr", "diffpir")

@@ -8,9 +8,10 @@ implied by the new ``x0`` mixed with fresh noise, ``sqrt(1 - zeta) eps_hat + sqr
 Adapted here: the proximal step is solved exactly in the operator's SVD view (the authors
 solve SR and deblurring by FFT for circular kernels, which our operators are not); ``sigma_n`` is
 kept in [0, 1] units as in the authors' code, ``max(0.001, sigma_y / 2)`` for our [-1, 1]
-``sigma_y``, so that their ``lambda`` values carry over; the time steps are one of our spacings
-(default ``quadratic``, denser near the clean end as their ``quad``), and the last step returns
-the proximal ``x0`` rather than spending a network call at ``t = 0`` whose result their code discards.
+``sigma_y``, so that their ``lambda`` values carry over; the time steps are theirs by default
+(``spacing="diffpir"``, their ``quad``: :func:`~ssdiff.schedule.diffpir_steps`; ``quadratic``, DDIM's
+quad, is what this implementation used before), and the last step returns the proximal ``x0``
+rather than spending a network call at ``t = 0`` whose result their code discards.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ DIFFPIR_DEFAULTS: dict[Kind, dict[str, Any]] = {
 
 @torch.no_grad()
 def diffpir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 20, lam: float | None = None,
-            zeta: float | None = None, sigma_y: float = 0.0, spacing: str = "quadratic", seed: int | None = 0) -> Restoration:
+            zeta: float | None = None, sigma_y: float = 0.0, spacing: str = "diffpir", seed: int | None = 0) -> Restoration:
     """DiffPIR from pure noise at ``t = 999`` in ``nfe`` steps (one network call each)."""
     params = defaults_for(operator, DIFFPIR_DEFAULTS, {"lam": 1.0, "zeta": 0.25})
     lam = params["lam"] if lam is None else lam
