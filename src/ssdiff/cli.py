@@ -100,7 +100,8 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-t", type=TIME_STEP, help="SSD+: no back-projection below this time step (default 200 for ssd+)")
     p.add_argument("--sampler", help="SSD/DDNM generation: ddim (default, the paper's), dpm-solver++, sde-dpm-solver++, "
                    "unipc, edict")
-    p.add_argument("--spacing", help="SSD/DDNM generation time steps: uniform (the paper's), trailing, quadratic, logsnr")
+    p.add_argument("--spacing", help="SSD/DDNM generation time steps: uniform (the paper's), trailing, quadratic, logsnr, "
+                   "diffpir (the DiffPIR authors' quad, DiffPIR's default)")
     p.add_argument("--inversion", help="SSD's Embryo: da (default), sdedit, edict (exact inversion)")
     p.add_argument("--preset", help="ssd-fast: a preset file written by `ssdiff tune` (default: the presets that ship "
                    "for the built-in prior)")
