@@ -32,8 +32,10 @@ def test_results_do_not_depend_on_the_batch(device_ddpm, device_images, method):
     second = restore(device_ddpm, op, y[1:], method=method, nfe=6, seed=3).image
     per_image = restore(device_ddpm, op, y, method=method, nfe=6, seed=[5, 3]).image
     # equal up to float rounding (batched matrix products round differently; the random test
-    # network lets some methods grow large values, hence a tolerance relative to the largest)
-    tolerance = 1e-4 + 1e-5 * second.abs().max()
+    # network lets some methods grow large values, hence a tolerance relative to the largest).
+    # A noise stream shared across the batch would differ by O(0.1); DiffPIR's authors' steps end
+    # at t = 87 in 6 calls, where the last x0 carries sqrt(1 - a) = 0.28 times eps's rounding.
+    tolerance = 1e-4 + 1e-4 * second.abs().max()
     assert (both[1:] - second).abs().max() <= tolerance
     assert (per_image[1:] - second).abs().max() <= tolerance
 
