@@ -72,6 +72,12 @@ def save_rgb(path: Path, height: int = 32, width: int = 32, seed: int = 0) -> Pa
     return path
 
 
+def numbered_photos(folder: Path, count: int = 3) -> list[Path]:
+    """``folder`` with ``count`` different photos 0.png, 1.png, ..."""
+    folder.mkdir()
+    return [save_rgb(folder / f"{i}.png", seed=i) for i in range(count)]
+
+
 def png_header(width: int, height: int) -> bytes:
     """A PNG that claims ``width`` x ``height`` in its header and holds almost nothing: a pixel bomb."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -336,9 +342,7 @@ def test_a_full_disk_stops_cleanly_keeping_what_was_written(tmp_path, capsys, mo
     import ssdiff.runner
 
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(3):
-        save_rgb(folder / f"{i}.png", seed=i)
+    numbered_photos(folder)
     real, calls = ssdiff.runner.write_image, []
 
     def filling(image, path):
@@ -363,9 +367,7 @@ def test_other_write_errors_fail_one_image_and_the_run_goes_on(tmp_path, capsys,
     import ssdiff.runner
 
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(3):
-        save_rgb(folder / f"{i}.png", seed=i)
+    numbered_photos(folder)
     real = ssdiff.runner.write_image
 
     def denied(image, path):
@@ -492,9 +494,7 @@ def test_work_larger_than_the_memory_is_refused_and_batches_shrink_to_fit(tmp_pa
     from ssdiff.limits import restoration_bytes
     from ssdiff.runner import TaskSpec, restore_files
 
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    files = [save_rgb(folder / f"{i}.png", seed=i) for i in range(3)]
+    files = numbered_photos(tmp_path / "photos")
     op = ssdiff.get_operator("deblur_gauss", image_size=(32, 32))
     one, two = (restoration_bytes(prior, op, n, 32, 32) for n in (1, 2))
     monkeypatch.setattr(ssdiff.runner, "available_memory", lambda: (one + two) // 2)

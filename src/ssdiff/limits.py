@@ -136,9 +136,9 @@ def restoration_bytes(prior, operator, batch: int, height: int, width: int, grad
     holds: the images (:data:`IMAGE_COPIES` of each), the operator's precomputed factors, and the
     network's activations for its largest forward (several times more with ``gradient``: DPS, PiGDM)."""
     images = batch * height * width * BYTES_PER_PIXEL
-    workspace = operator.workspace_bytes(height, width) if hasattr(operator, "workspace_bytes") else 0
+    # any callable may stand in for a prior (analytic denoisers): only a DiffusionPrior sizes its network
     network = prior.forward_bytes(batch, height, width, gradient=gradient) if hasattr(prior, "forward_bytes") else 0
-    return images + workspace + network
+    return images + operator.workspace_bytes(height, width) + network
 
 
 def check_memory(name: str, needed: int, what: str) -> None:

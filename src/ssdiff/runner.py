@@ -59,7 +59,7 @@ from .pipeline import (
     pad_to,
     simulate_measurement,
 )
-from .solvers import MAX_SEED
+from .solvers import NEEDS_NETWORK_GRADIENT, valid_seed
 
 
 def one_line(message: str) -> str:
@@ -249,7 +249,7 @@ def _degrade_all(files: list[Path], out: Path, spec: TaskSpec, sigma_y: float, j
 
 def check_noise_options(seed: int, sigma_y: float) -> None:
     """The seed and the noise level of a folder run, refused before any work when no generator or noise can take them."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+    if not valid_seed(seed):
         raise InputError(f"the seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
     if not (isinstance(sigma_y, numbers.Real) and math.isfinite(sigma_y) and sigma_y >= 0):
         raise InputError(f"sigma_y, the measurement noise, must be a finite number >= 0, got {sigma_y!r}")
@@ -437,21 +437,25 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     return outcome
 
 
+def _restored_size(items: list[Item]) -> tuple[int, int]:
+    return items[0].operator.image_shape(items[0].y[None])
+
+
 class MemoryPlan:
     """The memory of each batch, estimated before it runs (:func:`ssdiff.limits.restoration_bytes`):
     an image that alone would not fit is refused, a batch grows only while it fits, and each new
     size of work is announced with its estimate of the process's peak."""
 
     def __init__(self, prior, method: str):
-        self.prior, self.gradient = prior, method in GRADIENT_METHODS
+        # methods that back-propagate through the network keep several times its activations
+        self.prior, self.gradient = prior, method in NEEDS_NETWORK_GRADIENT
         self.announced: set[tuple] = set()
 
     def needed(self, items: list[Item]) -> int:
-        height, width = items[0].operator.image_shape(items[0].y[None])
-        return restoration_bytes(self.prior, items[0].operator, len(items), height, width, self.gradient)
+        return restoration_bytes(self.prior, items[0].operator, len(items), *_restored_size(items), self.gradient)
 
     def check(self, items: list[Item]) -> None:
-        height, width = items[0].operator.image_shape(items[0].y[None])
+        height, width = _restored_size(items)
         check_memory(str(items[0].path), self.needed(items), f"restoring it at {width}x{height}")
 
     def fits(self, items: list[Item]) -> bool:
@@ -459,16 +463,12 @@ class MemoryPlan:
         return available is None or self.needed(items) <= available
 
     def announce(self, items: list[Item]) -> None:
-        height, width = items[0].operator.image_shape(items[0].y[None])
+        height, width = _restored_size(items)
         key = (height, width, len(items), items[0].face is not None)
         if key not in self.announced:
             self.announced.add(key)
             tqdm.write(f"memory: {len(items)} image(s) of {width}x{height} at once: at most about "
                        f"{gigabytes(peak_resident_memory() + self.needed(items), round_up=True)} for this process (estimate)")
-
-
-# methods that back-propagate through the network: several times its activations
-GRADIENT_METHODS = ("dps", "pigdm")
 
 
 @contextlib.contextmanager

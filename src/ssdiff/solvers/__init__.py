@@ -164,6 +164,11 @@ NON_NEGATIVE_OPTIONS = ("sigma_y", "eta", "ddim_eta", "eta_b", "zeta", "lam", "c
 MAX_SEED = 2**63 - 1
 
 
+def valid_seed(value: Any) -> bool:
+    """An integer a torch generator takes, and that ``seed + i`` per image keeps taking: 0 .. 2**63 - 1."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
+
+
 def check_arguments(prior: Any, operator: Any, y: Any, nfe: Any, seed: Any, hparams: dict[str, Any]) -> None:
     """Refuse, with a sentence a user understands, what would otherwise fail deep inside torch or
     diffusers or silently give NaN: wrong types, empty or misshapen measurements, NaN or infinite
@@ -187,7 +192,7 @@ def check_arguments(prior: Any, operator: Any, y: Any, nfe: Any, seed: Any, hpar
     if isinstance(nfe, bool) or not isinstance(nfe, numbers.Integral) or nfe < 1:
         raise ValueError(f"nfe must be a positive integer (network calls), got {nfe!r}")
     for value in seed if isinstance(seed, (list, tuple)) else [seed]:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_SEED):
+        if value is not None and not valid_seed(value):
             raise ValueError(f"seed must be None or an integer from 0 to 2**63 - 1, got {value!r}")
     for name, value in hparams.items():
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -213,7 +218,7 @@ def _check_measurement_shape(operator: LinearOperator, y: torch.Tensor) -> None:
 
 # Methods that differentiate the network's output with respect to x_t: a decoder-only call
 # does not see x_t, so its gradient would silently be zero.
-_NEEDS_NETWORK_GRADIENT = ("dps", "pigdm")
+NEEDS_NETWORK_GRADIENT = ("dps", "pigdm")
 
 
 @contextmanager
@@ -221,7 +226,7 @@ def _encoder_reuse(prior: EpsPrior, method: str, key_calls: int | Sequence[int] 
     if key_calls is None:
         yield None
         return
-    if method in _NEEDS_NETWORK_GRADIENT:
+    if method in NEEDS_NETWORK_GRADIENT:
         raise ValueError(f"reuse_encoder does not work with {method}: it differentiates the network with respect "
                          "to x_t, which a decoder-only call does not see")
     if not hasattr(prior, "reusing_encoder"):
