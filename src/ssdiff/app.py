@@ -31,7 +31,6 @@ import re
 import shutil
 import tempfile
 import threading
-import time
 import warnings
 import weakref
 from collections import deque
@@ -47,7 +46,7 @@ from .io import InputError, read_image, write_image
 from .metrics import psnr, ssim
 from .operators import OPERATORS, OperatorError, parse_task
 from .pipeline import display_measurement, image_to_measurement
-from .runner import TaskSpec, photo_frame, restore_files
+from .runner import TaskSpec, photo_frame, restore_files, time_forward
 from .solvers import METHODS
 
 MAX_PIXELS = 4_000_000  # per upload: larger photos take minutes per call on a CPU
@@ -213,33 +212,8 @@ def _seconds_per_forward(prior, batch: int) -> float | None:
     """One forward of ``batch`` images at the prior's resolution, timed once per network and batch."""
     timings = _TIMINGS.setdefault(getattr(prior, "network", prior), {})
     if batch not in timings:
-        timings[batch] = _time_forward(prior, batch, warm_up=not timings)
+        timings[batch] = time_forward(prior, batch, warm_up=not timings)
     return timings[batch]
-
-
-def _time_forward(prior, batch: int, warm_up: bool) -> float | None:
-    # as ssdiff restore's Progress.measure, but synchronised: a GPU runs asynchronously, and
-    # without it only the launch of the forward would be timed
-    resolution = getattr(prior, "resolution", None)
-    if resolution is None:
-        return None
-    device = torch.device(getattr(prior, "device", "cpu"))
-    x = torch.zeros(batch, 3, *resolution, device=device)
-    with torch.no_grad():
-        if warm_up:
-            prior(x[:1], 500)  # the first forward of a process pays one-off costs (CUDA context, lazy kernels)
-        _synchronize(device)
-        started = time.perf_counter()
-        prior(x, 500)
-        _synchronize(device)
-    return time.perf_counter() - started
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 # ---- who computes next ---------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from .io import (
 from .metrics import consistency, load_fid, load_lpips, psnr, ssim, swd
 from .operators import get_operator, parse_task
 from .pipeline import bicubic_upsample, display_measurement, interpolate_missing, simulate_measurement
+from .runner import synchronize
 
 # Methods that need no network: the pseudo-inverse alone, bicubic upsampling for SR, and the
 # missing pixels interpolated from the known ones for inpainting.
@@ -240,12 +241,10 @@ def measure_network_call(prior, size: tuple[int, int], batch: int = 1, repeats: 
             prior(x, 500)
         times = []
         for _ in range(repeats):
-            if prior.device.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(prior.device)
             started = time.perf_counter()
             prior(x, 500)
-            if prior.device.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(prior.device)
             times.append(time.perf_counter() - started)
     return float(np.median(times)) / batch
 

@@ -486,6 +486,35 @@ def _temporarily(target, attribute: str, value) -> Iterator[None]:
         setattr(target, attribute, previous)
 
 
+def time_forward(prior, batch: int, warm_up: bool = False) -> float | None:
+    """Seconds of one forward of ``batch`` images at the prior's resolution (None when it records none).
+
+    Synchronised: a GPU runs asynchronously, and without it only the launch would be timed.
+    ``warm_up`` first runs one image, as the first forward of a process pays one-off costs
+    (CUDA context, lazy kernels)."""
+    resolution = getattr(prior, "resolution", None)
+    if resolution is None:
+        return None
+    device = torch.device(getattr(prior, "device", "cpu"))
+    x = torch.zeros(batch, 3, *resolution, device=device)
+    with torch.no_grad():
+        if warm_up:
+            prior(x[:1], 500)
+        synchronize(device)
+        started = time.perf_counter()
+        prior(x, 500)
+        synchronize(device)
+    return time.perf_counter() - started
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (timing on a GPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 class Progress:
     """Progress over network forwards (a call is one forward per ``max_batch`` images or tiles).
 
@@ -503,14 +532,8 @@ class Progress:
 
     def measure(self, batch: int) -> float | None:
         """Seconds per image of one network forward at the prior's resolution (for the first estimate)."""
-        resolution = getattr(self.prior, "resolution", None)
-        if resolution is None:
-            return None
-        x = torch.zeros(batch, 3, *resolution, device=getattr(self.prior, "device", "cpu"))
-        with torch.no_grad():
-            started = time.perf_counter()
-            self.prior(x, 500)
-        return (time.perf_counter() - started) / batch
+        seconds = time_forward(self.prior, batch)
+        return None if seconds is None else seconds / batch
 
     @contextlib.contextmanager
     def batch(self, name: str, calls: int, inputs_per_call: int) -> Iterator[None]:
