@@ -101,12 +101,9 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     scaled to 8 bits. Transparent images (RGBA, LA, palette with transparency) are composited
     onto white, since diffusion priors know nothing of alpha.
     """
-    with opened_image(path) as image:
-        try:
-            image.load()  # decode now, so a truncated file fails here and not later
-            image = ImageOps.exif_transpose(image)
-        except (OSError, SyntaxError, ValueError) as error:
-            raise InputError(f"{path}: cannot decode image ({error})") from None
+    with opened_image(path) as image:  # which turns a failed decode into "cannot decode image"
+        image.load()  # decode now, so a truncated file fails here and not later
+        image = ImageOps.exif_transpose(image)
     return _to_rgb8(image)
 
 
