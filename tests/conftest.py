@@ -1,16 +1,15 @@
-"""Shared fixtures: the golden reference data in ../shared/golden and tiny networks."""
+"""Shared fixtures: the reference data in tests/data (see its README) and tiny networks."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = Path(os.environ.get("SSDIFF_GOLDEN", REPO.parent / "shared" / "golden"))
+GOLDEN = REPO / "tests" / "data"
 
 
 def pytest_addoption(parser) -> None:
@@ -41,11 +40,7 @@ def seeded_global_rng() -> None:
 
 @pytest.fixture(scope="session")
 def golden() -> Path:
-    """The golden folder; in CI its absence is a failure, elsewhere the golden tests are skipped."""
-    if not GOLDEN.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"golden data not found at {GOLDEN}")
-        pytest.skip(f"golden data not found at {GOLDEN} (set SSDIFF_GOLDEN)")
+    """The folder of reference outputs and the exact weights they were computed with."""
     return GOLDEN
 
 
@@ -56,7 +51,7 @@ def model_configs(golden: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_ddpm(golden: Path, model_configs: dict):
-    """The golden 32x32 DDPM/SDEdit network (seeded random weights): a real architecture, fast on CPU."""
+    """The reference 32x32 DDPM/SDEdit network (seeded random weights): a real architecture, fast on CPU."""
     import ssdiff
 
     return ssdiff.load_model(golden / "ddpm_model_small.safetensors", config=model_configs["ddpm_model_small"])
@@ -64,7 +59,7 @@ def tiny_ddpm(golden: Path, model_configs: dict):
 
 @pytest.fixture(scope="session")
 def device_ddpm(golden: Path, model_configs: dict, device: torch.device):
-    """The golden tiny network on ``--device`` (the solvers' real-network tests run there)."""
+    """The reference tiny network on ``--device`` (the solvers' real-network tests run there)."""
     import ssdiff
 
     return ssdiff.load_model(golden / "ddpm_model_small.safetensors", config=model_configs["ddpm_model_small"],
@@ -97,7 +92,7 @@ def write_images(folder: Path, images: torch.Tensor, names: list[str]) -> Path:
 
 @pytest.fixture()
 def tiny_model_args(golden: Path, model_configs: dict, tmp_path: Path) -> list[str]:
-    """CLI options that select the golden tiny DDPM network."""
+    """CLI options that select the reference tiny DDPM network."""
     config = tmp_path / "tiny_config.json"
     config.write_text(json.dumps(model_configs["ddpm_model_small"]))
     return ["--model", str(golden / "ddpm_model_small.safetensors"), "--config", str(config)]
