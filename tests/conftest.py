@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
+
+from ssdiff.schedule import DEFAULT_SCHEDULE
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "data"
@@ -96,3 +99,17 @@ def tiny_model_args(golden: Path, model_configs: dict, tmp_path: Path) -> list[s
     config = tmp_path / "tiny_config.json"
     config.write_text(json.dumps(model_configs["ddpm_model_small"]))
     return ["--model", str(golden / "ddpm_model_small.safetensors"), "--config", str(config)]
+
+
+class GaussianPrior:
+    """The exact epsilon of data x0 ~ N(mu, s^2) per pixel: E[eps | x_t] in closed form (``mu`` one
+    number, or one per channel)."""
+
+    def __init__(self, mu: float | tuple[float, ...] = 0.2, s: float = 0.3):
+        self.mu, self.s = mu, s
+
+    def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        t = int(t) if not torch.is_tensor(t) else int(t.flatten()[0])
+        a = DEFAULT_SCHEDULE.alpha_bar_at(t)
+        mu = torch.as_tensor(self.mu, dtype=x_t.dtype, device=x_t.device).view(-1, 1, 1)
+        return math.sqrt(1 - a) * (x_t - math.sqrt(a) * mu) / (a * self.s**2 + 1 - a)

@@ -3,22 +3,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import GaussianPrior
 
 from ssdiff import get_operator, restore
 from ssdiff.schedule import DEFAULT_SCHEDULE, respaced_betas, uniform_steps
 from ssdiff.solvers.ssd import split_budget
-
-
-class GaussianPrior:
-    """The exact epsilon of data x0 ~ N(mu, s^2) per pixel: E[eps | x_t] in closed form."""
-
-    def __init__(self, mu: float = 0.2, s: float = 0.3):
-        self.mu, self.s = mu, s
-
-    def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        t = int(t) if not torch.is_tensor(t) else int(t.flatten()[0])
-        a = DEFAULT_SCHEDULE.alpha_bar_at(t)
-        return math.sqrt(1 - a) * (x_t - math.sqrt(a) * self.mu) / (a * self.s**2 + 1 - a)
 
 
 @pytest.fixture()
