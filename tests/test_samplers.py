@@ -12,10 +12,7 @@ from ssdiff import get_operator, restore
 from ssdiff.schedule import SPACINGS, spaced_steps
 from ssdiff.solvers.common import NoiseSource
 from ssdiff.solvers.edict import edict_generate, edict_invert
-from ssdiff.solvers.samplers import MULTISTEP, multistep_generate
-from ssdiff.solvers.ssd import generate_with_projection
-
-SAMPLERS = ["ddim", *MULTISTEP, "edict"]
+from ssdiff.solvers.samplers import MULTISTEP, SAMPLERS, ddim, dpm_solver_pp
 
 
 @pytest.fixture()
@@ -33,9 +30,9 @@ def test_first_order_dpm_solver_is_ddim(spacing):
     start = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     noise, prior = NoiseSource(0, 2, "cpu"), GaussianPrior()
     for n in range(1, len(steps) + 1):
-        ddim = generate_with_projection(prior, start, steps[-n:], None, None, 0, 0.0, noise)
-        dpm = multistep_generate(prior, start, steps[-n:], None, sampler="dpm-solver++", noise=noise, order=1)
-        assert (ddim - dpm).abs().max() < 1e-5
+        deterministic = ddim(prior, start, steps[-n:], noise=noise, eta=0.0)
+        dpm = dpm_solver_pp(prior, start, steps[-n:], noise=noise, order=1)
+        assert (deterministic - dpm).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("sampler,inversion,calls", [
@@ -61,7 +58,7 @@ def test_ddnm_takes_the_fast_samplers(device_ddpm, device_images, sampler):
     assert (op.A(result.image) - y).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
 def test_seeded_runs_are_reproducible(device_ddpm, device_images, sampler):
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
     y = op.A(device_images)
@@ -135,7 +132,8 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"spacing": "cubic"}, "unknown time-step spacing"),
     ({"inversion": "bdia"}, "unknown inversion"),
     ({"sampler": "unipc", "ddim_eta": 0.5}, "ddim_eta applies to the ddim sampler only"),
-    ({"sampler": "unipc", "sigma_y": 0.1}, "needs the ddim sampler"),
+    ({"sampler": "ddim", "order": 2}, "order applies to the dpm-solver"),
+    ({"sampler": "ddim", "edict_p": 0.9}, "edict_p applies to the edict inversion and sampler only"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
     ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
     ({"sampler": "unipc", "order": 3, "forward_steps": 2, "backward_steps": 2}, "needs at least 3 generation steps"),
@@ -151,3 +149,29 @@ def test_bad_sampler_options_fail_before_any_call(truth, options, message):
     with pytest.raises(ValueError, match=message):
         restore(prior, op, op.A(truth), nfe=10, **options)
     assert not calls
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_noise_aware_back_projection_reaches_every_sampler(truth, sampler):
+    # DDNM+'s rule is a consistency component, so a noisy measurement no longer needs the ddim
+    # sampler: the estimate is corrected only as far as y is less noisy than the next state.
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
+    clean = op.A(truth)
+    y = clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(5))
+    pasted = restore(GaussianPrior(), op, y, nfe=12, seed=0, sampler=sampler)
+    aware = restore(GaussianPrior(), op, y, nfe=12, seed=0, sampler=sampler, sigma_y=0.2)
+    assert aware.nfe == pasted.nfe == 11 and torch.isfinite(aware.image).all()
+    assert (op.A(pasted.image) - y).abs().max() < 1e-4  # the plain projection copies y, noise and all
+    assert (op.A(aware.image) - y).pow(2).mean().sqrt() > 0.1  # the noise-aware one does not
+    if sampler in ("ddim", "dpm-solver++", "unipc"):  # and lands nearer the truth on a Gaussian prior
+        assert (aware.image - truth).pow(2).mean() < 0.9 * (pasted.image - truth).pow(2).mean()
+
+
+@pytest.mark.parametrize("sampler", MULTISTEP)
+def test_ddnm_plus_runs_on_the_multistep_samplers(truth, sampler):
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=2)
+    y = op.A(truth) + 0.2 * torch.randn(op.A(truth).shape, generator=torch.Generator().manual_seed(5))
+    result = restore(GaussianPrior(), op, y, method="ddnm", nfe=12, seed=0, sampler=sampler, sigma_y=0.2)
+    plain = restore(GaussianPrior(), op, y, method="ddnm", nfe=12, seed=0, sampler=sampler)
+    assert result.nfe == 12
+    assert (result.image - truth).pow(2).mean() < (plain.image - truth).pow(2).mean()

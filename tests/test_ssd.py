@@ -70,7 +70,7 @@ def test_ssd_plus_stops_projecting_below_the_stop_time(truth):
     op.project = spy
     def hook(phase, i, t, x):
         return state.update(t=t) if phase == "generation" else None
-    result = restore(GaussianPrior(), op, op.A(truth), method="ssd+", nfe=30, seed=0, hook=hook)
+    result = restore(GaussianPrior(), op, op.A(truth), method="ssd+", nfe=30, seed=0, callback=hook)
     generation = result.extras["backward_steps"]
     assert all(t >= 200 for t in state["projected"])
     assert [t for t in generation if t < 200] and all(t not in state["projected"] for t in generation if t < 200)

@@ -70,7 +70,7 @@ def ssd_attention_injection(prior: EpsPrior, operator: LinearOperator, y: torch.
                          f"network at steps 0..{evaluated - 1}")
     injector = AttentionInjector(getattr(prior, "network", None), inject_layers, inject_steps)
     with injector.attached():
-        result = ssd(prior, operator, y, hook=injector.hook, **{**task_defaults(operator), "align_steps": True, **kwargs})
+        result = ssd(prior, operator, y, callback=injector.hook, **{**task_defaults(operator), "align_steps": True, **kwargs})
     result.extras.update(injected_maps=injector.injected, inject_layers=inject_layers,
                          inject_steps=None if inject_steps is None else list(inject_steps))
     return result

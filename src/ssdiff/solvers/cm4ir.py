@@ -30,7 +30,8 @@ import torch
 
 from ..operators import Kind, LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
-from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0, schedule_of
+from .consistency import Proximal, Step
 
 # (iN, gamma, zeta_reg) of the authors' evaluate_CM4IR.sh (LSUN, sigma_y = 0.025): SR x4
 # 400/0.7, deblurring 75/0.01 with zeta 3, inpainting 150/0.2; other tasks the CLI default 250/0.7.
@@ -62,7 +63,7 @@ def cm4ir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: in
     start_t = params["start_t"] if start_t is None else start_t
     gamma = params["gamma"] if gamma is None else gamma
     zeta_reg = params["zeta_reg"] if zeta_reg is None else zeta_reg
-    schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
+    schedule = schedule_of(prior)
     if not 0 <= start_t < schedule.num_train_timesteps - 1 or gamma < 0 or not 0 <= eta <= 1:
         raise ValueError(f"CM4IR needs 0 <= start_t < {schedule.num_train_timesteps - 1}, gamma >= 0 and eta in [0, 1]; "
                          f"got start_t={start_t}, gamma={gamma}, eta={eta}")
@@ -70,13 +71,15 @@ def cm4ir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: in
     y = y.float()
     reg = sigma_y**2 * zeta_reg  # (2 sigma_y)^2 in the authors' [0, 1] units is our sigma_y^2
     levels = cm4ir_levels(start_t, gamma, nfe, schedule)
+    guidance = Proximal(operator, y, reg)
     x = operator.A_pinv(y) + levels[0][0] * noise.like(operator.A_pinv(y))
     for k, (sigma, t) in enumerate(levels):
         a = schedule.alpha_bar_at(t)
         sigma_t = math.sqrt((1 - a) / a)  # the prior's own level, nearest to sigma
         x0 = predict_x0(math.sqrt(a) * x, counter(math.sqrt(a) * x, t), a)
         step_noise = (x0 - x) / sigma_t
-        x = operator.project(x0, y, rho=reg)
+        a_next = schedule.alpha_bar_at(levels[k + 1][1]) if k + 1 < len(levels) else 1.0
+        x = guidance(x0, Step(k, t, a, a_next))
         if k + 1 < len(levels):
             x = x + levels[k + 1][0] * (eta * noise.like(x) + math.sqrt(1 - eta**2) * step_noise)
     return Restoration(image=x, nfe=counter.calls, extras={"start_t": start_t, "gamma": gamma, "eta": eta,

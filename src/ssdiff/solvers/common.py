@@ -10,12 +10,22 @@ from typing import Protocol
 import torch
 
 from ..operators import Kind, LinearOperator
+from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
 
 
 class EpsPrior(Protocol):
     """Anything that maps ``(x_t, t)`` to a noise prediction: a loaded prior, or an analytic one in tests."""
 
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor: ...
+
+
+# Called before every network evaluation of a sampler or an inversion: (phase, step index, t, x_t)
+StepCallback = Callable[[str, int, int, torch.Tensor], None]
+
+
+def schedule_of(prior: EpsPrior) -> NoiseSchedule:
+    """The prior's noise schedule (the linear-beta one of DDPM for priors that carry none)."""
+    return getattr(prior, "schedule", DEFAULT_SCHEDULE)
 
 
 @dataclass
@@ -59,31 +69,6 @@ def ddpm_posterior(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar_t: float, alph
     beta = 1.0 - alpha
     mean = (math.sqrt(alpha_bar_prev) * beta / (1 - alpha_bar_t)) * x0 + (math.sqrt(alpha) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)) * x_t
     return mean, math.sqrt(beta * (1 - alpha_bar_prev) / (1 - alpha_bar_t))
-
-
-def noise_aware_update(operator, x0: torch.Tensor, eps: torch.Tensor, y: torch.Tensor, a_prev: float,
-                       eta: float, sigma_y: float, noise: NoiseSource) -> torch.Tensor:
-    """The DDNM+ update for a noisy ``y`` (DDNM Eqs. 17-19, in the operator's SVD view).
-
-    ``x0_hat = x0 - V Lambda V^T A^+(A x0 - y)`` and ``x = sqrt(a) x0_hat + V(D1 z + D2 V^T eps)``:
-    where ``y`` is noisier than ``x_prev`` (``sigma_t < a sigma_y / s``) the correction is
-    scaled down and the noise shrunk, elsewhere the full correction and re-balanced noise, as
-    the authors' ``Lambda`` and ``Lambda_noise``. With ``sigma_y = 0`` it is the plain
-    back-projection followed by a DDIM move with ``eta``.
-    """
-    sigma_t, scale = math.sqrt(1 - a_prev), math.sqrt(a_prev)
-    s = operator.singular_map(x0).expand_as(x0)
-    measured = s > 0
-    noise_floor = scale * sigma_y / torch.where(measured, s, torch.ones_like(s))  # a * sigma_y / s
-    noisier = measured & (sigma_t < noise_floor)  # y is noisier than x_t: correct only partly
-    cleaner = measured & (sigma_t > noise_floor)
-    lam = torch.where(noisier, s * sigma_t * math.sqrt(1 - eta**2) / max(scale * sigma_y, 1e-12), torch.ones_like(s))
-    x0_hat = x0 - operator.V(lam * operator.Vt(operator.A_pinv(operator.A(x0) - y)))
-    d1 = torch.full_like(s, sigma_t * eta)
-    d1 = torch.where(cleaner, (sigma_t**2 - noise_floor**2).clamp_min(0).sqrt(), d1)
-    d2 = torch.where(noisier | cleaner, torch.zeros_like(s), torch.full_like(s, sigma_t * math.sqrt(1 - eta**2)))
-    fresh = d1 * noise.like(x0) + d2 * operator.Vt(eps)
-    return scale * x0_hat + operator.V(fresh)
 
 
 def defaults_for(operator: LinearOperator, table: dict[Kind, dict], fallback: dict) -> dict:

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 
 from ..operators import Kind, LinearOperator
-from ..schedule import DEFAULT_SCHEDULE, descending_pairs, spaced_steps
-from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0
+from ..schedule import descending_pairs, spaced_steps
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0, schedule_of
+from .consistency import Proximal, Step
 
 # The authors' per-task settings (configs/*.yaml and the scripts' experiment loops): zeta 0.25
 # for SR, 0.3 with lambda 7 for deblurring, 1 for inpainting; colorization and CS, which they do
@@ -45,16 +46,17 @@ def diffpir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: 
     zeta = params["zeta"] if zeta is None else zeta
     if lam <= 0 or not 0 <= zeta <= 1:
         raise ValueError(f"DiffPIR needs lam > 0 and zeta in [0, 1], got lam={lam}, zeta={zeta}")
-    schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
+    schedule = schedule_of(prior)
     counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     steps = spaced_steps(spacing, schedule.num_train_timesteps - 1, nfe, schedule)
     sigma_n = max(0.001, sigma_y / 2)
+    # rho_t = lambda sigma_n^2 / sigma_bar_t^2 (Eq. 13)
+    proximal = Proximal(operator, y, lambda step: lam * sigma_n**2 * step.alpha_bar / (1 - step.alpha_bar))
     x = noise.draw((y.shape[0], 3, *operator.image_shape(y)), y.device)
-    for t, t_prev in descending_pairs(steps):
+    for i, (t, t_prev) in enumerate(descending_pairs(steps)):
         a, a_prev = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
-        x0 = predict_x0(x, counter(x, t), a)
-        x0 = operator.project(x0, y, rho=lam * sigma_n**2 * a / (1 - a))
+        x0 = proximal(predict_x0(x, counter(x, t), a), Step(i, t, a, a_prev))
         eps_hat = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
         x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * (math.sqrt(1 - zeta) * eps_hat + math.sqrt(zeta) * noise.like(x))
     return Restoration(image=x, nfe=counter.calls, extras={"lam": lam, "zeta": zeta, "steps": steps})

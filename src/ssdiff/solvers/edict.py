@@ -25,11 +25,11 @@ from collections.abc import Callable
 import torch
 
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
-from .common import EpsPrior, predict_x0
+from .common import EpsPrior, StepCallback, predict_x0
+from .consistency import Consistency, Step
 
-# the eps that the coupling uses, given the state the network saw, its raw eps and the time step
-EpsCorrection = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
-StepHook = Callable[[str, int, int, torch.Tensor], None]
+# the eps that the coupling uses, given the state the network saw, its raw eps and the step
+EpsCorrection = Callable[[torch.Tensor, torch.Tensor, Step], torch.Tensor]
 
 DEFAULT_MIX = 0.93  # the paper's p
 
@@ -50,7 +50,7 @@ def _check(levels: list[int], p: float) -> None:
 
 @torch.no_grad()
 def edict_invert(prior: EpsPrior, x: torch.Tensor, levels: list[int], p: float = DEFAULT_MIX,
-                 schedule: NoiseSchedule = DEFAULT_SCHEDULE, hook: StepHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 schedule: NoiseSchedule = DEFAULT_SCHEDULE, callback: StepCallback | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Invert EDICT generation: from ``x`` at ``levels[0]`` to the pair ``(x, y)`` at ``levels[-1]``.
 
     Each step runs the four lines of the generation step backwards (EDICT Eqs. 15-18), with
@@ -63,8 +63,8 @@ def edict_invert(prior: EpsPrior, x: torch.Tensor, levels: list[int], p: float =
         a, b = ddim_coefficients(schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev))
         y_inter = (y - (1 - p) * x) / p
         x_inter = (x - (1 - p) * y_inter) / p
-        if hook:
-            hook("inversion", k, t, x_inter)
+        if callback:
+            callback("inversion", k, t, x_inter)
         y = (y_inter - b * prior(x_inter, t)) / a
         x = (x_inter - b * prior(y, t)) / a
     return x, y
@@ -73,38 +73,38 @@ def edict_invert(prior: EpsPrior, x: torch.Tensor, levels: list[int], p: float =
 @torch.no_grad()
 def edict_generate(prior: EpsPrior, pair: tuple[torch.Tensor, torch.Tensor], levels: list[int], p: float = DEFAULT_MIX,
                    correct: EpsCorrection | None = None, schedule: NoiseSchedule = DEFAULT_SCHEDULE,
-                   hook: StepHook | None = None) -> torch.Tensor:
+                   callback: StepCallback | None = None) -> torch.Tensor:
     """EDICT generation from the pair at ``levels[-1]`` down to ``levels[0]``; returns ``x``.
 
-    ``correct(state, eps, i, t)`` may replace each eps before the coupling uses it (the
+    ``correct(state, eps, step)`` may replace each eps before the coupling uses it (the
     back-projection of its clean-image estimate); without it the walk is exactly invertible.
     """
     _check(levels, p)
     x, y = pair
     for i, k in enumerate(range(len(levels) - 1, 0, -1)):
         t, t_prev = levels[k], levels[k - 1]
-        a, b = ddim_coefficients(schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev))
-        if hook:
-            hook("generation", i, t, y)
-        x_inter = a * x + b * _eps(prior, y, i, t, correct)
-        y_inter = a * y + b * _eps(prior, x_inter, i, t, correct)
+        alpha_bar, alpha_bar_prev = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
+        a, b = ddim_coefficients(alpha_bar, alpha_bar_prev)
+        if callback:
+            callback("generation", i, t, y)
+        step = Step(i, t, alpha_bar, alpha_bar_prev)
+        x_inter = a * x + b * _eps(prior, y, step, correct)
+        y_inter = a * y + b * _eps(prior, x_inter, step, correct)
         x = p * x_inter + (1 - p) * y_inter
         y = p * y_inter + (1 - p) * x
     return x
 
 
-def _eps(prior: EpsPrior, state: torch.Tensor, i: int, t: int, correct: EpsCorrection | None) -> torch.Tensor:
-    raw = prior(state, t)
-    return raw if correct is None else correct(state, raw, i, t)
+def _eps(prior: EpsPrior, state: torch.Tensor, step: Step, correct: EpsCorrection | None) -> torch.Tensor:
+    raw = prior(state, step.t)
+    return raw if correct is None else correct(state, raw, step)
 
 
-def projected_eps(correct_x0: Callable[[torch.Tensor, int, int], torch.Tensor], schedule: NoiseSchedule = DEFAULT_SCHEDULE,
-                  clip: bool = True) -> EpsCorrection:
-    """An eps correction from an x0 correction: the eps under which ``state`` predicts the corrected x0."""
+def projected_eps(consistency: Consistency, schedule: NoiseSchedule = DEFAULT_SCHEDULE, clip: bool = True) -> EpsCorrection:
+    """An eps correction from a consistency rule: the eps under which ``state`` predicts the corrected x0."""
 
-    def correct(state: torch.Tensor, eps: torch.Tensor, i: int, t: int) -> torch.Tensor:
-        alpha_bar = schedule.alpha_bar_at(t)
-        x0 = correct_x0(predict_x0(state, eps, alpha_bar, clip=clip), i, t)
-        return (state - math.sqrt(alpha_bar) * x0) / math.sqrt(1 - alpha_bar)
+    def correct(state: torch.Tensor, eps: torch.Tensor, step: Step) -> torch.Tensor:
+        x0 = consistency(predict_x0(state, eps, step.alpha_bar, clip=clip), step)
+        return (state - math.sqrt(step.alpha_bar) * x0) / math.sqrt(1 - step.alpha_bar)
 
     return correct

@@ -64,7 +64,7 @@ class AttentionInjector:
         self.injected = 0
 
     def hook(self, phase: str, index: int, t: int, x: torch.Tensor) -> None:
-        """Called before every network evaluation of the SSD loop (see ``ssd(hook=...)``)."""
+        """Called before every network evaluation of the SSD loop (``ssd(callback=...)``)."""
         self.t = t
         if phase == "inversion":
             self.mode = "store" if self.steps is None or index in self.steps else "off"

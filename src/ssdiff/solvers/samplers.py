@@ -1,55 +1,63 @@
-"""Fast generation with a correction of every clean-image estimate: multistep ODE/SDE solvers.
+"""Generation samplers, each a short function of one signature (as k-diffusion's)::
 
-A restoration sampler differs from an unconditional one in one place: the data prediction
-``x0`` of every step is corrected (SSD's and DDNM's back-projection ``x0 - A^+(A x0 - y)``)
-before the solver uses it. The solvers here are diffusers' schedulers configured to take the
-data prediction itself (``prediction_type="sample"``), so the corrected ``x0`` enters their
-update as is, with no round trip through epsilon:
+    sampler(prior, x, steps, consistency, noise, callback=None, **options) -> x0
 
+from ``x`` at the last of ``steps`` (ascending time steps) down to the clean image. Every sampler
+hands each clean-image estimate to ``consistency`` (:mod:`.consistency`) before it uses it, draws
+fresh noise from ``noise`` only, and calls ``callback(phase, index, t, x)`` before each network
+evaluation. A new sampler is one new function and one line of :data:`SAMPLERS`.
+
+- ``ddim``: DDIM (Song et al. 2021, Eq. 12) with fresh noise ``eta sqrt(1 - a_prev)``, the
+  paper's sampler, step for step as the released code;
 - ``dpm-solver++``: multistep DPM-Solver++(2M), data prediction (Lu et al. 2022, Alg. 2);
-- ``sde-dpm-solver++``: its stochastic counterpart, SDE-DPM-Solver++(2M) (Lu et al. 2022,
-  Sec. 5 / diffusers), which re-injects fresh noise at every step, for realism;
-- ``unipc``: UniPC-2 with the B(h) = e^h - 1 variant (bh2) and its corrector UniC (Zhao et
-  al. 2023), data prediction.
+- ``sde-dpm-solver++``: its stochastic counterpart (Lu et al. 2022, Sec. 5), fresh noise every step;
+- ``unipc``: UniPC-2 with B(h) = e^h - 1 (bh2) and its corrector UniC (Zhao et al. 2023);
+- ``edict``: EDICT's coupled pair of DDIM chains (Wallace et al. 2023), the exact inverse of
+  EDICT inversion, two calls per step.
 
-DDIM, the paper's sampler, stays in :mod:`ssd` and :mod:`ddnm`, where it reproduces the
-released code step for step. Every solver here steps from the smallest time step to the clean
-image (sigma = 0) without another network call.
+The three multistep solvers are diffusers' schedulers configured to take the data prediction
+itself (``prediction_type="sample"``), so the corrected x0 enters their update as is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
-from .common import EpsPrior, NoiseSource, predict_x0
+from ..schedule import NoiseSchedule, descending_pairs
+from .common import EpsPrior, NoiseSource, StepCallback, predict_x0, schedule_of
+from .consistency import UNCONSTRAINED, Consistency, Step
+from .edict import DEFAULT_MIX, edict_generate, projected_eps
 
-# (x0, index of the generation step from the first, time step) -> corrected x0
-X0Correction = Callable[[torch.Tensor, int, int], torch.Tensor]
-StepHook = Callable[[str, int, int, torch.Tensor], None]
-
-SAMPLERS = ("ddim", "dpm-solver++", "sde-dpm-solver++", "unipc", "edict")
-# the samplers whose generation is carried out by a diffusers scheduler here
-MULTISTEP = ("dpm-solver++", "sde-dpm-solver++", "unipc")
-STOCHASTIC = ("sde-dpm-solver++",)
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # EDICT inversion hands over a pair of chains
 
 
-def check_sampler(sampler: str, order: int = 2, steps: int | None = None) -> None:
-    """Raise ValueError for an unknown sampler, a bad order, or fewer ``steps`` than the order needs."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose from: {', '.join(SAMPLERS)}")
-    if sampler in MULTISTEP and not 1 <= order <= 3:
-        raise ValueError(f"solver order must be 1, 2 or 3, got {order}")
-    if sampler in MULTISTEP and steps is not None and steps < order:
-        raise ValueError(f"{sampler} of order {order} needs at least {order} generation steps, got {steps}: "
-                         f"raise the budget or lower order=")
+def first(x: State) -> torch.Tensor:
+    """The image of a state: a pair's first chain (EDICT's ``x``)."""
+    return x[0] if isinstance(x, tuple) else x
 
 
-def make_scheduler(sampler: str, steps: list[int], schedule: NoiseSchedule = DEFAULT_SCHEDULE, order: int = 2):
+@torch.no_grad()
+def ddim(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency = UNCONSTRAINED,
+         noise: NoiseSource | None = None, callback: StepCallback | None = None, *, eta: float = 0.8,
+         clip: bool = True) -> torch.Tensor:
+    """DDIM: ``x0`` by Tweedie, corrected, then ``sqrt(a') x0 + sqrt(1 - a' - s^2) eps + s z`` with
+    ``s = eta sqrt(1 - a')`` (the consistency's :meth:`~.consistency.Consistency.move`)."""
+    schedule, x = schedule_of(prior), first(x)
+    for i, (t, t_prev) in enumerate(descending_pairs(steps)):
+        if callback:
+            callback("generation", i, t, x)
+        a = schedule.alpha_bar_at(t)
+        eps = prior(x, t)
+        x = consistency.move(predict_x0(x, eps, a, clip=clip), eps, Step(i, t, a, schedule.alpha_bar_at(t_prev)), eta, noise)
+    return x
+
+
+def make_scheduler(sampler: str, steps: list[int], schedule: NoiseSchedule, order: int = 2):
     """A diffusers scheduler for ``sampler`` that visits exactly ``steps`` (ascending) from the last.
 
     The schedulers are built on the prior's own linear-beta schedule and told that the model
@@ -63,38 +71,101 @@ def make_scheduler(sampler: str, steps: list[int], schedule: NoiseSchedule = DEF
         scheduler = DPMSolverMultistepScheduler(algorithm_type=sampler.replace("-solver", "solver"), **common)
         scheduler.set_timesteps(timesteps=descending)
         return scheduler
-    if sampler == "unipc":
-        scheduler = UniPCMultistepScheduler(predict_x0=True, solver_type="bh2", **common)
-        # UniPC's set_timesteps has no custom time steps for a discrete schedule (only for flow
-        # matching), so it is set up for the right count, which resets its multistep state, and
-        # given our steps and their sigmas exactly as DPMSolverMultistepScheduler stores custom ones.
-        scheduler.set_timesteps(len(descending))
-        alpha_bar = schedule.alpha_bar
-        sigmas = np.sqrt((1 - alpha_bar[descending]) / alpha_bar[descending])
-        scheduler.timesteps = torch.tensor(descending, dtype=torch.int64)
-        scheduler.sigmas = torch.from_numpy(np.append(sigmas, 0.0).astype(np.float32))
-        return scheduler
-    raise ValueError(f"{sampler!r} is not a multistep sampler; choose from: {', '.join(MULTISTEP)}")
+    # UniPC's set_timesteps has no custom time steps for a discrete schedule (only for flow
+    # matching), so it is set up for the right count, which resets its multistep state, and
+    # given our steps and their sigmas exactly as DPMSolverMultistepScheduler stores custom ones.
+    scheduler = UniPCMultistepScheduler(predict_x0=True, solver_type="bh2", **common)
+    scheduler.set_timesteps(len(descending))
+    alpha_bar = schedule.alpha_bar
+    sigmas = np.sqrt((1 - alpha_bar[descending]) / alpha_bar[descending])
+    scheduler.timesteps = torch.tensor(descending, dtype=torch.int64)
+    scheduler.sigmas = torch.from_numpy(np.append(sigmas, 0.0).astype(np.float32))
+    return scheduler
 
 
 @torch.no_grad()
-def multistep_generate(prior: EpsPrior, x: torch.Tensor, steps: list[int], correct: X0Correction | None, *,
-                       sampler: str, noise: NoiseSource, schedule: NoiseSchedule = DEFAULT_SCHEDULE,
-                       clip: bool = True, order: int = 2, hook: StepHook | None = None) -> torch.Tensor:
-    """Generate from ``x`` at ``steps[-1]`` down to the clean image with a multistep solver.
-
-    At every step: ``eps = prior(x, t)``, ``x0`` by Tweedie's formula (clamped to [-1, 1] when
-    ``clip``), ``x0 <- correct(x0, i, t)``, then the solver's update from the corrected ``x0``.
-    One network call per step; the stochastic sampler draws its noise from ``noise``.
-    """
-    check_sampler(sampler, order, len(steps))
-    scheduler = make_scheduler(sampler, steps, schedule, order)
-    for i, t in enumerate(scheduler.timesteps.tolist()):
-        if hook:
-            hook("generation", i, t, x)
-        x0 = predict_x0(x, prior(x, t), schedule.alpha_bar_at(t), clip=clip)
-        if correct is not None:
-            x0 = correct(x0, i, t)
-        fresh = {"variance_noise": noise.like(x)} if sampler in STOCHASTIC else {}
+def _multistep(solver: str, prior: EpsPrior, x: State, steps: list[int], consistency: Consistency,
+               noise: NoiseSource | None, callback: StepCallback | None, order: int, clip: bool) -> torch.Tensor:
+    """One network call per step: ``x0`` by Tweedie (clamped when ``clip``), corrected, then the
+    solver's update from it; the last step reaches the clean image without another call."""
+    schedule, x = schedule_of(prior), first(x)
+    check_order(solver, order, len(steps))
+    scheduler = make_scheduler(solver, steps, schedule, order)
+    timesteps = scheduler.timesteps.tolist()
+    for i, t in enumerate(timesteps):
+        if callback:
+            callback("generation", i, t, x)
+        a = schedule.alpha_bar_at(t)
+        step = Step(i, t, a, schedule.alpha_bar_at(timesteps[i + 1] if i + 1 < len(timesteps) else -1))
+        x0 = consistency(predict_x0(x, prior(x, t), a, clip=clip), step)
+        fresh = {"variance_noise": noise.like(x)} if solver == "sde-dpm-solver++" else {}
         x = scheduler.step(x0, t, x, **fresh).prev_sample
     return x
+
+
+def dpm_solver_pp(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency = UNCONSTRAINED,
+                  noise: NoiseSource | None = None, callback: StepCallback | None = None, *, order: int = 2,
+                  clip: bool = True) -> torch.Tensor:
+    """Multistep DPM-Solver++ of ``order`` (2M by default), data prediction."""
+    return _multistep("dpm-solver++", prior, x, steps, consistency, noise, callback, order, clip)
+
+
+def sde_dpm_solver_pp(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency = UNCONSTRAINED,
+                      noise: NoiseSource | None = None, callback: StepCallback | None = None, *, order: int = 2,
+                      clip: bool = True) -> torch.Tensor:
+    """SDE-DPM-Solver++ of ``order``: fresh noise from ``noise`` at every step."""
+    return _multistep("sde-dpm-solver++", prior, x, steps, consistency, noise, callback, order, clip)
+
+
+def unipc(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency = UNCONSTRAINED,
+          noise: NoiseSource | None = None, callback: StepCallback | None = None, *, order: int = 2,
+          clip: bool = True) -> torch.Tensor:
+    """UniPC of ``order`` (bh2) with its corrector."""
+    return _multistep("unipc", prior, x, steps, consistency, noise, callback, order, clip)
+
+
+@torch.no_grad()
+def edict(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency = UNCONSTRAINED,
+          noise: NoiseSource | None = None, callback: StepCallback | None = None, *, p: float = DEFAULT_MIX,
+          clip: bool = True) -> torch.Tensor:
+    """EDICT generation with mixing ``p`` from a pair (EDICT inversion's) or from ``x`` twice. The
+    coupling ends on a mix of its chains, not on a corrected estimate: it is corrected once more,
+    as every other sampler's last estimate is."""
+    schedule = schedule_of(prior)
+    pair = x if isinstance(x, tuple) else (x, x.clone())
+    x = edict_generate(prior, pair, [-1] + list(steps), p, projected_eps(consistency, schedule, clip), schedule, callback)
+    return consistency(x, Step(len(steps) - 1, -1, 1.0, 1.0))
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler, the network calls it spends per step, and whether it draws fresh noise."""
+
+    function: Callable[..., torch.Tensor]
+    calls_per_step: int = 1
+    stochastic: bool = False
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    "ddim": SamplerSpec(ddim, stochastic=True),
+    "dpm-solver++": SamplerSpec(dpm_solver_pp),
+    "sde-dpm-solver++": SamplerSpec(sde_dpm_solver_pp, stochastic=True),
+    "unipc": SamplerSpec(unipc),
+    "edict": SamplerSpec(edict, calls_per_step=2),
+}
+MULTISTEP = ("dpm-solver++", "sde-dpm-solver++", "unipc")  # the diffusers solvers, of an order 1 to 3
+
+
+def check_order(sampler: str, order: int, steps: int | None = None) -> None:
+    """Raise ValueError for a bad multistep order, or fewer ``steps`` than the order needs."""
+    if not 1 <= order <= 3:
+        raise ValueError(f"solver order must be 1, 2 or 3, got {order}")
+    if steps is not None and steps < order:
+        raise ValueError(f"{sampler} of order {order} needs at least {order} generation steps, got {steps}: "
+                         f"raise the budget or lower order=")
+
+
+def sampler_spec(name: str) -> SamplerSpec:
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose from: {', '.join(SAMPLERS)}")
+    return SAMPLERS[name]

@@ -7,37 +7,27 @@
    ``{x : A x = y}`` (Eq. 12). SSD+ stops the projection near the end (``stop_consistency_t``),
    which trades a little consistency for realism.
 
-The time steps, the noise and the coefficients follow the released code (see ``schedule``).
-Beyond the paper, the generation can run on a fast multistep solver (``sampler``, see
-:mod:`samplers`) over non-uniform time steps (``spacing``), and the Embryo can come from an exact
-EDICT inversion (:mod:`edict`); the defaults are the paper's.
+SSD is composed, not flagged: an inversion (:mod:`.inversions`: DA, SDEdit, EDICT) x a sampler
+(:mod:`.samplers`: DDIM, DPM-Solver++, SDE-DPM-Solver++, UniPC, EDICT) x a data consistency
+(:mod:`.consistency`: back-projection, DDNM+'s noise-aware one for a noisy ``y``), over time
+steps placed by a ``spacing``. The default composition is the paper's, and its time steps, noise
+and coefficients follow the released code (see ``schedule``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from ..operators import LinearOperator
-from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule, spaced_steps, uniform_steps
-from .common import (
-    CallCounter,
-    EpsPrior,
-    NoiseSource,
-    Restoration,
-    ddim_move,
-    noise_aware_update,
-    predict_x0,
-)
-from .edict import DEFAULT_MIX, edict_generate, edict_invert, projected_eps
-from .samplers import check_sampler, multistep_generate
-
-# Hook called at every network evaluation: (phase, step index, time step, x_t) -> None.
-StepHook = Callable[[str, int, int, torch.Tensor], None]
-INVERSIONS = ("da", "sdedit", "edict")
+from ..schedule import DEFAULT_SCHEDULE, spaced_steps, uniform_steps
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, StepCallback
+from .consistency import UNCONSTRAINED, FirstSteps
+from .consistency import back_projection as projection_rule  # ssd()'s back_projection is the ablation switch
+from .edict import DEFAULT_MIX
+from .inversions import inversion_spec
+from .samplers import MULTISTEP, check_order, sampler_spec
 
 
 def split_budget(nfe: int) -> tuple[int, int]:
@@ -90,124 +80,63 @@ class SSDSchedule:
         return cls(forward, backward, stop_index(t0, stop_consistency_t, len(backward)))
 
 
-@torch.no_grad()
-def da_inversion(prior: EpsPrior, x: torch.Tensor, steps: list[int], eta: float, noise: NoiseSource,
-                 schedule: NoiseSchedule = DEFAULT_SCHEDULE, hook: StepHook | None = None) -> torch.Tensor:
-    """DA inversion from ``x`` at ``steps[0]`` to ``steps[-1]`` (SSD Eq. 10).
-
-    ``x_{k+1} = sqrt(a_{k+1}) x0 + sqrt(1 - a_{k+1} - eta b) eps + sqrt(eta b) z`` with
-    ``b = 1 - a_{k+1} / a_k``; ``eta = 0`` is plain DDIM inversion.
-    """
-    for k in range(len(steps) - 1):
-        t, t_next = steps[k], steps[k + 1]
-        if hook:
-            hook("inversion", k, t, x)
-        eps = prior(x, t)
-        x0 = predict_x0(x, eps, schedule.alpha_bar_at(t))
-        a_next = schedule.alpha_bar_at(t_next)
-        beta = 1.0 - a_next / schedule.alpha_bar_at(t)
-        sigma = math.sqrt(max(eta * beta, 0.0))
-        x = ddim_move(x0, eps, a_next, sigma, noise.like(x) if sigma > 0 else None)
-    return x
-
-
-@torch.no_grad()
-def generate_with_projection(prior: EpsPrior, x: torch.Tensor, steps: list[int], operator: LinearOperator | None,
-                             y: torch.Tensor | None, projected: int, ddim_eta: float, noise: NoiseSource,
-                             schedule: NoiseSchedule = DEFAULT_SCHEDULE, hook: StepHook | None = None,
-                             sigma_y: float = 0.0) -> torch.Tensor:
-    """DDIM generation down ``steps`` (walked from the last), projecting x0 at the first ``projected`` steps.
-
-    ``x0 <- x0 - A^+(A x0 - y)`` (SSD Eq. 12), then
-    ``x = sqrt(a_prev) x0 + sqrt(1 - e^2) sqrt(1 - a_prev) eps + e sqrt(1 - a_prev) z``;
-    at the last step ``a_prev = 1`` and the result is the projected x0. With a noisy ``y``
-    (``sigma_y > 0``) the projection and move are DDNM+'s noise-aware update instead, which
-    corrects only as far as ``y`` is less noisy than the current state. ``operator=None``
-    generates without projection.
-    """
-    for i, k in enumerate(range(len(steps) - 1, -1, -1)):
-        t = steps[k]
-        if hook:
-            hook("generation", i, t, x)
-        eps = prior(x, t)
-        x0 = predict_x0(x, eps, schedule.alpha_bar_at(t))
-        a_prev = schedule.alpha_bar_at(steps[k - 1] if k > 0 else -1)
-        if operator is not None and i < projected and sigma_y > 0:
-            x = noise_aware_update(operator, x0, eps, y, a_prev, ddim_eta, sigma_y, noise)
-            continue
-        if operator is not None and i < projected:
-            x0 = operator.project(x0, y)
-        sigma = ddim_eta * math.sqrt(1.0 - a_prev)
-        x = ddim_move(x0, eps, a_prev, sigma, noise.like(x) if sigma > 0 else None)
-    return x
-
-
 def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 30, t0: int = 550, eta: float = 0.4,
-        ddim_eta: float | None = None, stop_consistency_t: int | None = None, forward_steps: int | None = None,
-        backward_steps: int | None = None, seed: int | None = 0, inversion: str = "da", sampler: str = "ddim",
-        spacing: str = "uniform", order: int = 2, edict_p: float = DEFAULT_MIX, back_projection: bool = True,
-        sigma_y: float = 0.0, align_steps: bool = False, hook: StepHook | None = None) -> Restoration:
+        seed: int | None = 0, inversion: str = "da", sampler: str = "ddim", spacing: str = "uniform",
+        ddim_eta: float | None = None, order: int | None = None, edict_p: float | None = None,
+        stop_consistency_t: int | None = None, back_projection: bool = True, sigma_y: float = 0.0,
+        forward_steps: int | None = None, backward_steps: int | None = None, align_steps: bool = False,
+        callback: StepCallback | None = None) -> Restoration:
     """Restore ``x`` from ``y = A x`` with SSD (``stop_consistency_t`` None) or SSD+ (e.g. 200).
 
-    ``inversion="da"`` is DA inversion with noise ``eta`` (``eta=0``: DDIM inversion);
-    ``inversion="sdedit"`` skips inversion and noises ``A^+ y`` to ``t0`` with ``q(x_t0 | x0)``
-    (CCDF / SDEdit start); ``inversion="edict"`` inverts exactly with EDICT (mixing ``edict_p``,
-    two calls per step); ``back_projection=False`` drops the projection (an ablation).
-    ``sampler`` generates: ``ddim`` (the paper's, with ``ddim_eta``, default 0.8), a multistep
-    solver of :mod:`samplers` (``dpm-solver++``, ``sde-dpm-solver++``, ``unipc``, of ``order``) or
-    ``edict`` (the exact inverse of EDICT inversion); ``spacing`` places the generation steps
-    (:data:`~ssdiff.schedule.SPACINGS`; ``uniform`` is the paper's). Every sampler projects
-    the clean-image estimate before it uses it.
-    ``sigma_y`` > 0 (the std of Gaussian noise on ``y``, in [-1, 1] units) makes the
-    back-projection noise-aware (DDNM+ style), so that the noise of ``y`` is not copied into x.
+    The composition: ``inversion`` (``da`` with noise ``eta``, 0 being DDIM inversion; ``sdedit``;
+    ``edict``) from ``A^+ y`` to ``t0``, then ``sampler`` over generation steps placed by ``spacing``
+    (:data:`~ssdiff.schedule.SPACINGS`), correcting every x0 estimate by back-projection (none with
+    ``back_projection=False``, an ablation), noise-aware for a measurement with Gaussian noise of std
+    ``sigma_y`` (in [-1, 1] units), so that the noise of ``y`` is not copied into x.
+    Component options: ``ddim_eta`` (the ddim sampler's fresh noise, default 0.8), ``order`` (a
+    multistep sampler's, default 2), ``edict_p`` (EDICT's mixing, default 0.93).
+    ``forward_steps`` / ``backward_steps`` override the budget's split; ``align_steps`` moves
+    generation steps onto the inversion's (what attention injection needs); ``callback(phase,
+    index, t, x)`` is called before every network evaluation.
     """
-    check_sampler(sampler, order)
-    if inversion not in INVERSIONS:
-        raise ValueError(f"unknown inversion {inversion!r}; choose from: {', '.join(INVERSIONS)}")
-    if ddim_eta is not None and sampler != "ddim":
-        raise ValueError(f"ddim_eta applies to the ddim sampler only, not to {sampler!r}")
-    if sigma_y > 0 and sampler != "ddim":
-        raise ValueError(f"a noisy measurement (sigma_y > 0) needs the ddim sampler (noise-aware update), not {sampler!r}")
-    ddim_eta = 0.8 if ddim_eta is None else ddim_eta
+    inverting, generating = inversion_spec(inversion), sampler_spec(sampler)
+    if edict_p is not None and "edict" not in (inversion, sampler):
+        raise ValueError("edict_p applies to the edict inversion and sampler only")
+    sampler_options = _component_options(sampler, ddim_eta=ddim_eta, order=order, edict_p=edict_p if sampler == "edict" else None)
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
         # EDICT spends two calls per step: fewer steps keep the budget
-        forward_cost, backward_cost = (2 if inversion == "edict" else 1), (2 if sampler == "edict" else 1)
-        forward_steps = forward_steps or max(2, (default_forward - 1) // forward_cost + 1)
-        backward_steps = backward_steps or max(1, default_backward // backward_cost)
+        forward_steps = forward_steps or max(2, (default_forward - 1) // inverting.calls_per_step + 1)
+        backward_steps = backward_steps or max(1, default_backward // generating.calls_per_step)
     plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t, align=align_steps, spacing=spacing)
-    check_sampler(sampler, order, len(plan.backward))
-    schedule: NoiseSchedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
+    if sampler in MULTISTEP:
+        check_order(sampler, sampler_options.get("order", 2), len(plan.backward))
     counter = CallCounter(prior)
     noise = NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
-    x = operator.A_pinv(y).float()
-    pair = None
-    if inversion == "da":
-        x = da_inversion(counter, x, plan.forward, eta, noise, schedule, hook)
-    elif inversion == "sdedit":
-        a = schedule.alpha_bar_at(plan.forward[-1])
-        x = math.sqrt(a) * x + math.sqrt(1 - a) * noise.like(x)
-    else:  # EDICT from the clean A+ y, through the inversion's levels above 0
-        pair = edict_invert(counter, x, [-1] + plan.forward[1:], edict_p, schedule, hook)
-        x = pair[0]
-
-    def correct(x0: torch.Tensor, i: int, t: int) -> torch.Tensor:
-        return operator.project(x0, y) if back_projection and i < plan.projected else x0
-
-    if sampler == "ddim":
-        x = generate_with_projection(counter, x, plan.backward, operator if back_projection else None, y,
-                                     plan.projected, ddim_eta, noise, schedule, hook, sigma_y)
-    elif sampler == "edict":
-        x = edict_generate(counter, pair or (x, x.clone()), [-1] + plan.backward, edict_p,
-                           projected_eps(correct, schedule), schedule, hook)
-        # EDICT ends on a mix of its two chains, not on a projected estimate: project it as the
-        # other samplers' last step does
-        x = correct(x, len(plan.backward) - 1, -1)
-    else:
-        x = multistep_generate(counter, x, plan.backward, correct, sampler=sampler, noise=noise, schedule=schedule,
-                               order=order, hook=hook)
+    inversion_options = {"da": {"eta": eta}, "edict": {"p": DEFAULT_MIX if edict_p is None else edict_p}}.get(inversion, {})
+    embryo = inverting.function(counter, operator.A_pinv(y).float(), plan.forward, noise, callback, **inversion_options)
+    consistency = FirstSteps(projection_rule(operator, y, sigma_y), plan.projected) if back_projection else UNCONSTRAINED
+    x = generating.function(counter, embryo, plan.backward, consistency, noise, callback, **sampler_options)
     extras = {"t0": t0, "eta": eta, "inversion": inversion, "sampler": sampler, "spacing": spacing,
-              "ddim_eta": ddim_eta if sampler == "ddim" else None, "forward_steps": plan.forward,
-              "backward_steps": plan.backward, "projected_steps": plan.projected, "sigma_y": sigma_y}
+              "ddim_eta": sampler_options.get("eta", 0.8) if sampler == "ddim" else None,
+              "forward_steps": plan.forward, "backward_steps": plan.backward, "projected_steps": plan.projected,
+              "sigma_y": sigma_y}
     return Restoration(image=x, nfe=counter.calls, extras=extras)
+
+# SSD's names for the samplers' options, and the samplers that take each
+_OPTION_NAMES = {"ddim_eta": ("eta", ("ddim",)), "order": ("order", MULTISTEP), "edict_p": ("p", ("edict",))}
+
+
+def _component_options(sampler: str, **given: object) -> dict:
+    """The options given for ``sampler`` under its own names; one meant for another sampler is an error."""
+    options = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        own, takers = _OPTION_NAMES[name]
+        if sampler not in takers:
+            plural = "s" if len(takers) > 1 else ""
+            raise ValueError(f"{name} applies to the {', '.join(takers)} sampler{plural} only, not to {sampler!r}")
+        options[own] = value
+    return options
