@@ -13,7 +13,7 @@ from ssdiff import get_operator, restore
 from ssdiff.bench import parse_method, split_method
 from ssdiff.cli import main
 from ssdiff.solvers.cm4ir import cm4ir_levels
-from ssdiff.tune import UNTUNED, config_to_hparams, find_preset
+from ssdiff.solvers.fast import UNTUNED, config_to_hparams, find_preset
 
 
 @pytest.fixture()
@@ -184,7 +184,7 @@ def test_pareto_front_keeps_the_points_nothing_cheaper_beats():
 
 def test_shipped_presets_are_valid_for_the_builtin_prior():
     from ssdiff.operators import get_operator, parse_task
-    from ssdiff.tune import builtin_presets
+    from ssdiff.solvers.fast import builtin_presets
 
     presets = builtin_presets("celeba64")
     assert presets["prior"] == "celeba64" and presets["presets"]
@@ -202,7 +202,7 @@ def test_shipped_presets_are_valid_for_the_builtin_prior():
 
 
 def test_sr_factors_without_presets_borrow_the_nearest_tuned_factor():
-    from ssdiff.tune import builtin_presets, find_preset, nearest_scale
+    from ssdiff.solvers.fast import builtin_presets, find_preset, nearest_scale
 
     presets = builtin_presets("celeba64")
     assert nearest_scale("sr_bicubic_x2", presets["presets"]) == "sr_bicubic_x4"
@@ -217,7 +217,7 @@ def test_sr_factors_without_presets_borrow_the_nearest_tuned_factor():
 
 
 def test_tasks_with_a_users_kernel_borrow_the_papers_task_of_their_kind():
-    from ssdiff.tune import builtin_presets, find_preset
+    from ssdiff.solvers.fast import builtin_presets, find_preset
 
     presets = builtin_presets("celeba64")
     config, origin = find_preset(presets, "celeba64", "deblur_kernel", 10)

@@ -432,7 +432,7 @@ def test_an_interrupted_run_leaves_no_empty_folder(tmp_path, monkeypatch, capsys
 
         raise Terminated
 
-    monkeypatch.setattr(ssdiff, "restore", interrupt)
+    monkeypatch.setattr(ssdiff.runner, "restore", interrupt)
     out = tmp_path / "new" / "out"
     assert main(["restore", str(photo), "--task", "deblur_gauss", "--model", str(unet_dir), "--out", str(out)]) == 143
     assert "terminated" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import ssdiff
+import ssdiff.runner
 from ssdiff.cli import main
 from ssdiff.io import read_image
 from ssdiff.runner import TaskSpec, restore_files
@@ -225,7 +226,7 @@ def test_ctrl_c_exits_130(tmp_path, monkeypatch, capsys, model_args):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ssdiff, "restore", interrupt)
+    monkeypatch.setattr(ssdiff.runner, "restore", interrupt)
     assert main(["restore", str(good), "--task", "deblur_gauss", "--out", str(tmp_path / "o"), *model_args]) == 130
     assert "rerun the same command" in capsys.readouterr().err
 

@@ -47,7 +47,7 @@ from .metrics import psnr, ssim
 from .operators import OPERATORS, OperatorError, parse_task
 from .pipeline import display_measurement, image_to_measurement
 from .runner import TaskSpec, photo_frame, restore_files, time_forward
-from .solvers import METHODS
+from .solvers import METHODS, default_method
 
 MAX_PIXELS = 4_000_000  # per upload: larger photos take minutes per call on a CPU
 MAX_BYTES = 20 * 1024 * 1024
@@ -414,7 +414,6 @@ def restore_upload(prior, upload: str | os.PathLike | None, *, clean: bool, task
     it the turn (default: at once); ``on_status`` is told its wait and its estimate, ``on_progress``
     its network forwards; setting ``cancel`` stops it within one forward, with :class:`Cancelled`.
     """
-    from .cli import default_method
 
     if task not in OPERATORS:
         raise AppError(f"unknown task {task!r}; choose from: {', '.join(OPERATORS)}")

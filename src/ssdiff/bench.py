@@ -31,25 +31,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .data import load_folder, to_unit_range
 from .fid import fid_from_features, kid_from_features
 from .io import (
-    InputError,
     atomic_path,
-    collect_images,
-    crop_square,
     image_grid,
-    open_image,
-    pil_to_tensor,
     read_image,
-    resize,
     tensor_to_uint8,
     write_bytes,
     write_image,
 )
 from .metrics import consistency, load_fid, load_lpips, psnr, ssim, swd
+from .models import load_model
 from .operators import get_operator, parse_task
 from .pipeline import bicubic_upsample, display_measurement, interpolate_missing, simulate_measurement
 from .runner import synchronize
+from .solvers import ABLATIONS, METHODS, restore
 
 # Methods that need no network: the pseudo-inverse alone, bicubic upsampling for SR, and the
 # missing pixels interpolated from the known ones for inpainting.
@@ -126,7 +123,6 @@ def parse_method(text: str, nfes: list[int]) -> tuple[str, list[int]]:
 
     A method may carry options for its solver: ``ssd[sampler=unipc;spacing=logsnr]@10``.
     """
-    from .solvers import METHODS
 
     name, at, budget = text.rpartition("@") if "@" in text else (text, "", "")
     if split_method(name)[0] not in METHODS and name not in DIRECT_METHODS:
@@ -177,7 +173,6 @@ class BenchConfig:
     fid_reference: str | None = None  # a slice of the data folder for FID/KID's real set (default: the truths)
 
     def runs(self) -> list[Run]:
-        from .solvers import ABLATIONS
 
         methods = [parse_method(entry, self.nfes) for entry in self.methods]
         sweeps = [parse_sweep(sweep) for sweep in self.sweeps]
@@ -220,17 +215,9 @@ class BenchConfig:
 # ---- data ----------------------------------------------------------------------------------------
 
 def load_truths(config: BenchConfig, size: tuple[int, int]) -> tuple[list[str], torch.Tensor]:
-    """The benchmark images: sorted, sliced, limited, square-cropped and resized to the model's size."""
-    from .train import parse_slice
-
-    found = collect_images([config.data])
-    files = found[parse_slice(config.subset)]
-    if config.limit:
-        files = files[: config.limit]
-    if not files:
-        raise InputError(f"{config.data}: --subset {config.subset or ':'} selects none of its {len(found)} images")
-    images = [pil_to_tensor(resize(crop_square(open_image(f), config.crop_top), size)) for f in files]
-    return [f.stem for f in files], torch.stack(images)
+    """The benchmark images in [-1, 1]: sorted, sliced, limited, square-cropped and resized to the model's size."""
+    stems, pixels = load_folder(config.data, size, config.subset, config.crop_top, config.limit)
+    return stems, to_unit_range(pixels)
 
 
 def measure_network_call(prior, size: tuple[int, int], batch: int = 1, repeats: int = 5) -> float:
@@ -285,7 +272,6 @@ def restore_batch(prior, run: Run, truths: torch.Tensor, seeds: list[int], sigma
     """Degrade images (B x 3 x H x W; the benchmark's ``images``, by index, default ``seeds``) for
     ``run`` (plus noise of std ``sigma_y``), restore them (image i with ``seeds[i]``, which also
     seeds its measurement noise), and measure each."""
-    from . import restore
 
     size, images = tuple(truths.shape[-2:]), seeds if images is None else images
     operator = task_operator(run.task, size, images)
@@ -333,7 +319,6 @@ def _distributed() -> tuple[int, int]:
 
 def run_bench(config: BenchConfig) -> Path | None:
     """Run (or resume) the benchmark; rank 0 returns the path of the markdown table."""
-    from . import load_model
 
     rank, world = _distributed()
     device = config.device

@@ -119,14 +119,6 @@ def solver_params(args: argparse.Namespace) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-FAST_NFE = 10  # at this many calls or fewer, restore and demo run ssd-fast unless told otherwise
-
-
-def default_method(nfe: int) -> str:
-    """The method restore and demo use unless told: SSD as the paper runs it, or tuned at 10 calls or less."""
-    return "ssd-fast" if nfe <= FAST_NFE else "ssd"
-
-
 def add_measurement_noise_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma-y", type=NON_NEGATIVE, default=0.0, help="std of Gaussian noise added to the measurement, in the "
                    "[-1, 1] units of the images (as DDNM and DPS define it; 0.05 is 5%% of the half range)")
@@ -384,8 +376,9 @@ def run_tune_command(args: argparse.Namespace) -> int:
     from .bench import BenchConfig, load_truths
     from .io import write_bytes
     from .operators import get_operator, parse_task
-    from .solvers import task_defaults
-    from .tune import SEARCH_SPACE, SWD_WEIGHT, merge_preset, read_presets, tune
+    from .solvers import ssd_defaults
+    from .solvers.fast import read_presets
+    from .tune import SEARCH_SPACE, SWD_WEIGHT, merge_preset, tune
 
     out = Path(args.out)
     try:
@@ -419,7 +412,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
                 handle.write(json.dumps({"task": operator.name, "nfe": nfe, **entry}) + "\n")
                 handle.flush()
 
-            entry = tune(prior, operator, truths.to(prior.device), nfe, task_defaults=task_defaults(operator),
+            entry = tune(prior, operator, truths.to(prior.device), nfe, task_defaults=ssd_defaults(operator),
                          space=space, rounds=args.rounds, seed=args.seed, batch_size=args.batch_size, start=start,
                          swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight, log=record)
         entry["search"].update(data=f"{args.data} [{args.subset or ':'}]", start=start or "untuned")
@@ -629,6 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "method", "") is None:
+        from .solvers import default_method
+
         args.method = default_method(args.nfe)
     previous = signal.signal(signal.SIGTERM, _terminate)
     budget = os.environ.get(ENV_MAX_PIXELS)

@@ -17,9 +17,11 @@ from .faces import face_template, frame_face
 from .figures import Panel, render
 from .io import pil_to_tensor, resize, write_image
 from .metrics import psnr, ssim
+from .models import load_model
 from .models.presets import CELEBA64, FaceTemplate
 from .operators import LinearOperator, get_operator
 from .pipeline import bicubic_upsample, display_measurement, simulate_measurement
+from .solvers import restore
 
 # Priors without a known face framing get this square around the face of skimage's 512 x 512 astronaut.
 ASTRONAUT_FACE_BOX = (134, 18, 314, 198)
@@ -43,7 +45,6 @@ def astronaut_face(size: int = 64, template: FaceTemplate | None = CELEBA64.face
 def demo_panels(prior, operator: LinearOperator, truth: torch.Tensor, method: str = "ssd", nfe: int = 30,
                 seed: int = 0, sigma_y: float = 0.0, **hparams) -> tuple[list[Panel], dict]:
     """Degrade ``truth`` (3 x H x W) (plus noise of std ``sigma_y``), restore it, and return the panels and figures."""
-    from . import restore
 
     x = truth[None].to(prior.device)
     y = simulate_measurement(operator, x, sigma_y, generator=torch.Generator().manual_seed(seed))
@@ -74,7 +75,6 @@ def run_demo(out: str | Path = "ssdiff_demo.png", task: str = "sr_bicubic", mode
              method: str = "ssd", seed: int = 0, device: str = "auto", hparams: dict | None = None,
              sigma_y: float = 0.0, **params) -> dict:
     """Run the demo end to end and write the side-by-side PNG; returns the figures printed by the CLI."""
-    from . import load_model
 
     started = time.perf_counter()
     prior = load_model(model, device=device)

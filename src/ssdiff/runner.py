@@ -59,7 +59,7 @@ from .pipeline import (
     pad_to,
     simulate_measurement,
 )
-from .solvers import NEEDS_NETWORK_GRADIENT, valid_seed
+from .solvers import NEEDS_NETWORK_GRADIENT, restore, valid_seed
 
 
 def one_line(message: str) -> str:
@@ -392,7 +392,6 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     tiles go through the network at once; ``frame`` (:data:`FRAMES`) as :func:`plan_framing`.
     ``on_progress(done, total)`` is told the network forwards of each batch as they run.
     """
-    from . import restore
 
     check_frame(frame)
     check_noise_options(seed, sigma_y)

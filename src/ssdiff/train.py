@@ -33,15 +33,12 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from .data import load_folder, to_unit_range
 from .io import (
     InputError,
     atomic_path,
-    collect_images,
-    crop_square,
     image_grid,
-    open_image,
     output_dir,
-    resize,
     write_image,
 )
 from .models.presets import CELEBA64_UNET_CONFIG
@@ -78,24 +75,9 @@ class TrainConfig:
     model_config: dict[str, Any] = field(default_factory=lambda: dict(CELEBA64_UNET_CONFIG))
 
 
-def parse_slice(text: str | None) -> slice:
-    """``"a:b"`` -> ``slice(a, b)``; None -> everything."""
-    if not text:
-        return slice(None)
-    parts = text.split(":")
-    if len(parts) != 2:
-        raise InputError(f"subset must look like START:END, got {text!r}")
-    start, stop = (int(p) if p.strip() else None for p in parts)
-    return slice(start, stop)
-
-
 def load_image_folder(folder: str, size: int, subset: str | None, crop_top: int | None) -> torch.Tensor:
     """All images of ``folder`` (a slice of the sorted list), square-cropped and resized: N x 3 x S x S uint8."""
-    files = collect_images([folder])[parse_slice(subset)]
-    if not files:
-        raise InputError(f"{folder}: subset {subset!r} selects no image")
-    arrays = [np.asarray(resize(crop_square(open_image(f), crop_top), size)) for f in tqdm(files, desc="loading images", leave=False)]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return load_folder(folder, size, subset, crop_top, progress=True)[1]
 
 
 def batch_indices(step: int, num_images: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -104,10 +86,6 @@ def batch_indices(step: int, num_images: int, batch_size: int, seed: int) -> tor
     epoch, position = divmod(step, per_epoch)
     order = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
     return order[position * batch_size : (position + 1) * batch_size]
-
-
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1.0
 
 
 def diffusion_loss(model: UNet2DModel, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -1,11 +1,16 @@
-"""Zero-shot restoration solvers behind one call: ``restore(prior, operator, y, method, nfe, seed)``."""
+"""Zero-shot restoration solvers behind one call: ``restore(prior, operator, y, method, nfe, seed)``.
+
+The algorithms live one per module; :mod:`.methods` holds the policy (which methods exist, their
+per-task defaults, the default method of a budget); :mod:`.consistency`, :mod:`.samplers` and
+:mod:`.inversions` are the components the projection methods are composed of.
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,95 +18,16 @@ import torch
 
 from ..limits import check_pixels
 from ..models.encoder_reuse import EncoderReuse, key_calls
-from ..operators import Kind, LinearOperator
+from ..operators import LinearOperator
 from ..operators.physics import from_ours, is_physics, physics_noise, physics_operator, to_ours
-from .cm4ir import cm4ir
-from .common import EpsPrior, Restoration, defaults_for
-from .ddnm import ddnm
-from .ddrm import ddrm
-from .dds import dds
-from .diffpir import diffpir
-from .dps import dps
-from .injection import AttentionInjector
-from .pigdm import pigdm
-from .red_diff import red_diff
-from .ssd import split_budget, ssd
+from .common import EpsPrior, Restoration
+from .methods import ABLATIONS, FAST_NFE, METHODS, NEEDS_NETWORK_GRADIENT, default_method, ssd_defaults
+from .ssd import split_budget
 
-# Per-task SSD defaults from the paper (Sec. 5.1): SR and deblurring t0=550, eta=0.4;
-# colorization t0=750, eta=0.8. Tasks the paper does not tune (inpainting, CS) have to
-# generate whole regions, so they take colorization's stronger setting.
-TASK_DEFAULTS: dict[Kind, dict[str, Any]] = {
-    Kind.SUPER_RESOLUTION: {"t0": 550, "eta": 0.4},
-    Kind.DEBLURRING: {"t0": 550, "eta": 0.4},
-    Kind.DENOISING: {"t0": 550, "eta": 0.4},
-    Kind.COLORIZATION: {"t0": 750, "eta": 0.8},
-    Kind.INPAINTING: {"t0": 750, "eta": 0.8},
-    Kind.INPAINTING_SCATTERED: {"t0": 750, "eta": 0.8},
-    Kind.COMPRESSED_SENSING: {"t0": 750, "eta": 0.8},
-}
-OTHER_DEFAULTS = {"t0": 550, "eta": 0.4}
-
-
-def task_defaults(operator: LinearOperator) -> dict[str, Any]:
-    """The paper's SSD hyper-parameters for this operator's kind of degradation."""
-    return defaults_for(operator, TASK_DEFAULTS, OTHER_DEFAULTS)
-
-
-def _ssd_variant(**fixed: Any) -> Callable[..., Restoration]:
-    def run(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, **kwargs: Any) -> Restoration:
-        params = {**task_defaults(operator), **fixed, **kwargs}
-        return ssd(prior, operator, y, **params)
-
-    return run
-
-
-def ssd_attention_injection(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, inject_layers: str = "up",
-                            inject_steps: list[int] | None | str = "released", **kwargs: Any) -> Restoration:
-    """SSD with attention injection: maps stored at the inversion steps replace the generation's
-    maps at the same time steps (``inject_layers``: up, mid, decoder, down, all; ``inject_steps``:
-    indices of the inversion steps whose maps are used, default 2 and 3 as the released code's
-    ``--aligned_timestep 2 3``, those of them that the budget's inversion has; None uses all)."""
-    forward = kwargs.get("forward_steps") or split_budget(kwargs.get("nfe", 30))[0]
-    evaluated = forward - 1  # the inversion evaluates the network at its first forward - 1 steps
-    if inject_steps == "released":
-        inject_steps = [i for i in (2, 3) if i < evaluated]
-    if inject_steps is not None and any(not 0 <= int(i) < evaluated for i in inject_steps):
-        raise ValueError(f"inject_steps {list(inject_steps)} out of range: this budget's inversion evaluates the "
-                         f"network at steps 0..{evaluated - 1}")
-    injector = AttentionInjector(getattr(prior, "network", None), inject_layers, inject_steps)
-    with injector.attached():
-        result = ssd(prior, operator, y, callback=injector.hook, **{**task_defaults(operator), "align_steps": True, **kwargs})
-    result.extras.update(injected_maps=injector.injected, inject_layers=inject_layers,
-                         inject_steps=None if inject_steps is None else list(inject_steps))
-    return result
-
-
-# method -> (solver, description)
-METHODS: dict[str, tuple[Callable[..., Restoration], str]] = {
-    "ssd": (_ssd_variant(), "Shortcut Sampling: DA inversion to t0, then generation with back-projection"),
-    "ssd+": (_ssd_variant(stop_consistency_t=200), "SSD with back-projection stopped below t=200 (SSD+)"),
-    "ddim-inversion": (_ssd_variant(eta=0.0), "ablation: plain DDIM inversion (eta = 0) instead of DA inversion"),
-    "sdedit": (_ssd_variant(inversion="sdedit"), "ablation: noise A+y to t0 with q(x_t0|x0) (CCDF/SDEdit start)"),
-    "ssd-noproj": (_ssd_variant(back_projection=False), "ablation: SSD without back-projection"),
-    "ssd-attn": (ssd_attention_injection, "SSD with attention injection from the inversion (the paper's first version)"),
-    "ddnm": (ddnm, "DDNM (Wang et al. 2023): null-space refinement from pure noise; DDNM+ with sigma_y > 0"),
-    "ddrm": (ddrm, "DDRM (Kawar et al. 2022): sampling in the operator's SVD space, eta 0.85, eta_b 1"),
-    "dps": (dps, "DPS (Chung et al. 2023): gradient of |y - A x0| through the network (2 passes per step)"),
-    "pigdm": (pigdm, "PiGDM (Song et al. 2023): pseudo-inverse guidance through the network"),
-    "red-diff": (red_diff, "RED-diff (Mardani et al. 2024): Adam over x with an SNR-weighted denoiser regulariser"),
-    "ssd-fast": (lambda *a, **k: _ssd_fast(*a, **k), "SSD with the configuration `ssdiff tune` found for the prior, task and budget"),
-    "diffpir": (diffpir, "DiffPIR (Zhu et al. 2023): proximal data step on x0, re-noising with zeta; quadratic steps"),
-    "cm4ir": (cm4ir, "CM4IR (Garber & Tirer 2025): A+y start, back-projection guidance, its noise injection; diffusion prior"),
-    "dds": (dds, "DDS (Chung et al. 2024): DDIM with 5 conjugate-gradient steps of data consistency on every x0"),
-}
-# The variants of SSD that remove or add one of its mechanisms (the paper's ablation study).
-ABLATIONS = ("ddim-inversion", "sdedit", "ssd-noproj", "ssd-attn")
-
-
-def _ssd_fast(*args: Any, **kwargs: Any) -> Restoration:
-    from ..tune import ssd_fast  # tune builds on the solvers: imported when first used
-
-    return ssd_fast(*args, **kwargs)
+# Methods that work in the operator's SVD view whatever the measurement, and those that need it
+# for a noisy one (the noise-aware update of DDNM+)
+NEEDS_SVD = ("ddrm",)
+NEEDS_SVD_WHEN_NOISY = ("ssd", "ssd+", "ddim-inversion", "sdedit", "ssd-attn", "ssd-fast", "ddnm")
 
 
 def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: str = "ssd", nfe: int = 30,
@@ -139,20 +65,15 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     started = time.perf_counter()
     if isinstance(reuse_encoder, numbers.Integral):
         reuse_encoder = key_calls(int(reuse_encoder), nfe)
+    spec = METHODS[method]
+    refused = [name for name in hparams if not spec.takes(name)]
+    if refused:
+        raise ValueError(f"method {method!r} does not take the option {refused[0]}")
+    _check_capability(method, operator, hparams.get("sigma_y", 0.0))
     with _encoder_reuse(prior, method, reuse_encoder) as reuse:
-        try:
-            result = METHODS[method][0](prior, operator, y, nfe=nfe, seed=seed, **hparams)
-        except TypeError as error:
-            if "unexpected keyword argument" not in str(error):
-                raise
-            option = str(error).rsplit(" ", 1)[-1].strip("'")
-            raise ValueError(f"method {method!r} does not take the option {option}") from None
-        except NotImplementedError as error:  # DDRM, and the noise-aware updates, work in the SVD view
-            if "has no SVD view" not in str(error):
-                raise
-            noisy = " with a noisy measurement" if hparams.get("sigma_y", 0) > 0 else ""
-            raise ValueError(f"{method}{noisy} works in the operator's SVD view, which {operator.name} does not have; "
-                             "use dds, diffpir, cm4ir, red-diff, or ssd / ddnm on a noise-free measurement") from None
+        defaults = spec.options_for(operator)
+        given = {name: value for name, value in hparams.items() if value is not None or name not in defaults}
+        result = spec.solver(prior, operator, y, nfe=nfe, seed=seed, **{**defaults, **given})  # None: the default
     result.extras.update(method=method, seconds=time.perf_counter() - started)
     if reuse is not None:
         result.extras.update(encoder_calls=reuse.encoder_calls, decoder_only_calls=reuse.decoder_calls)
@@ -216,9 +137,14 @@ def _check_measurement_shape(operator: LinearOperator, y: torch.Tensor) -> None:
         check_pixels(operator.name, *operator.image_shape(y), what="the restored image")
 
 
-# Methods that differentiate the network's output with respect to x_t: a decoder-only call
-# does not see x_t, so its gradient would silently be zero.
-NEEDS_NETWORK_GRADIENT = ("dps", "pigdm")
+def _check_capability(method: str, operator: LinearOperator, sigma_y: float) -> None:
+    """Refuse, before any work, a method that needs the operator's SVD view when it has none."""
+    noisy = sigma_y > 0 and method in NEEDS_SVD_WHEN_NOISY
+    if operator.has_svd or not (method in NEEDS_SVD or noisy):
+        return
+    raise ValueError(f"{method}{' with a noisy measurement' if noisy else ''} works in the operator's SVD view, which "
+                     f"{operator.name} does not have; use dds, diffpir, cm4ir, red-diff, or ssd / ddnm on a noise-free "
+                     "measurement")
 
 
 @contextmanager
@@ -235,4 +161,5 @@ def _encoder_reuse(prior: EpsPrior, method: str, key_calls: int | Sequence[int] 
         yield reuse
 
 
-__all__ = ["ABLATIONS", "METHODS", "Restoration", "restore", "split_budget", "task_defaults"]
+__all__ = ["ABLATIONS", "FAST_NFE", "METHODS", "NEEDS_NETWORK_GRADIENT", "Restoration", "default_method", "restore",
+           "split_budget", "ssd_defaults"]

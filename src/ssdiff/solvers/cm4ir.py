@@ -16,31 +16,21 @@ Adapted here: the paper's denoiser is a consistency model; ours is a diffusion m
 estimate, called at the integer time step whose noise-to-signal ratio ``sqrt((1 - a_t) / a_t)``
 is nearest to ``sigma_k`` (the state handed to it is ``sqrt(a_t) x``, the VP form of the VE
 state). The paper notes its injection also helps guided diffusion models at low NFEs; the
-noise levels, their rule and the defaults (eta 0.1, per-task iN and gamma) are the authors'.
+noise levels, their rule and the defaults (eta 0.1; per-task iN and gamma in :mod:`.methods`) are the authors'.
 Inpainting starts from ``A^+ y`` as every other task (the authors fill the holes with a median first).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 
-from ..operators import Kind, LinearOperator
+from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
-from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0, schedule_of
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, predict_x0, schedule_of
 from .consistency import Proximal, Step
-
-# (iN, gamma, zeta_reg) of the authors' evaluate_CM4IR.sh (LSUN, sigma_y = 0.025): SR x4
-# 400/0.7, deblurring 75/0.01 with zeta 3, inpainting 150/0.2; other tasks the CLI default 250/0.7.
-CM4IR_DEFAULTS: dict[Kind, dict[str, Any]] = {
-    Kind.SUPER_RESOLUTION: {"start_t": 400, "gamma": 0.7, "zeta_reg": 0.0},
-    Kind.DEBLURRING: {"start_t": 75, "gamma": 0.01, "zeta_reg": 3.0},
-    Kind.INPAINTING: {"start_t": 150, "gamma": 0.2, "zeta_reg": 0.0},
-    Kind.INPAINTING_SCATTERED: {"start_t": 150, "gamma": 0.2, "zeta_reg": 0.0},
-}
 
 
 def cm4ir_levels(start_t: int, gamma: float, count: int, schedule: NoiseSchedule = DEFAULT_SCHEDULE) -> list[tuple[float, int]]:
@@ -55,14 +45,11 @@ def cm4ir_levels(start_t: int, gamma: float, count: int, schedule: NoiseSchedule
 
 
 @torch.no_grad()
-def cm4ir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 4, start_t: int | None = None,
-          gamma: float | None = None, eta: float = 0.1, zeta_reg: float | None = None, sigma_y: float = 0.0,
+def cm4ir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 4, start_t: int = 250,
+          gamma: float = 0.7, eta: float = 0.1, zeta_reg: float = 0.0, sigma_y: float = 0.0,
           seed: int | None = 0) -> Restoration:
-    """CM4IR's K = ``nfe`` steps from ``A^+ y`` noised to the level of ``start_t`` (one call each)."""
-    params = defaults_for(operator, CM4IR_DEFAULTS, {"start_t": 250, "gamma": 0.7, "zeta_reg": 0.0})
-    start_t = params["start_t"] if start_t is None else start_t
-    gamma = params["gamma"] if gamma is None else gamma
-    zeta_reg = params["zeta_reg"] if zeta_reg is None else zeta_reg
+    """CM4IR's K = ``nfe`` steps from ``A^+ y`` noised to the level of ``start_t`` (one call each); the
+    authors' per-task ``start_t``, ``gamma`` and ``zeta_reg`` are in the method registry (:mod:`.methods`)."""
     schedule = schedule_of(prior)
     if not 0 <= start_t < schedule.num_train_timesteps - 1 or gamma < 0 or not 0 <= eta <= 1:
         raise ValueError(f"CM4IR needs 0 <= start_t < {schedule.num_train_timesteps - 1}, gamma >= 0 and eta in [0, 1]; "

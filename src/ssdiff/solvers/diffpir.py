@@ -17,33 +17,20 @@ rather than spending a network call at ``t = 0`` whose result their code discard
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
-from ..operators import Kind, LinearOperator
+from ..operators import LinearOperator
 from ..schedule import descending_pairs, spaced_steps
-from .common import CallCounter, EpsPrior, NoiseSource, Restoration, defaults_for, predict_x0, schedule_of
+from .common import CallCounter, EpsPrior, NoiseSource, Restoration, predict_x0, schedule_of
 from .consistency import Proximal, Step
-
-# The authors' per-task settings (configs/*.yaml and the scripts' experiment loops): zeta 0.25
-# for SR, 0.3 with lambda 7 for deblurring, 1 for inpainting; colorization and CS, which they do
-# not run, take SR's.
-DIFFPIR_DEFAULTS: dict[Kind, dict[str, Any]] = {
-    Kind.SUPER_RESOLUTION: {"lam": 1.0, "zeta": 0.25},
-    Kind.DEBLURRING: {"lam": 7.0, "zeta": 0.3},
-    Kind.INPAINTING: {"lam": 1.0, "zeta": 1.0},
-    Kind.INPAINTING_SCATTERED: {"lam": 1.0, "zeta": 1.0},
-}
 
 
 @torch.no_grad()
-def diffpir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 20, lam: float | None = None,
-            zeta: float | None = None, sigma_y: float = 0.0, spacing: str = "diffpir", seed: int | None = 0) -> Restoration:
-    """DiffPIR from pure noise at ``t = 999`` in ``nfe`` steps (one network call each)."""
-    params = defaults_for(operator, DIFFPIR_DEFAULTS, {"lam": 1.0, "zeta": 0.25})
-    lam = params["lam"] if lam is None else lam
-    zeta = params["zeta"] if zeta is None else zeta
+def diffpir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 20, lam: float = 1.0,
+            zeta: float = 0.25, sigma_y: float = 0.0, spacing: str = "diffpir", seed: int | None = 0) -> Restoration:
+    """DiffPIR from pure noise at ``t = 999`` in ``nfe`` steps (one network call each); the authors'
+    per-task ``lam`` and ``zeta`` are in the method registry (:mod:`.methods`)."""
     if lam <= 0 or not 0 <= zeta <= 1:
         raise ValueError(f"DiffPIR needs lam > 0 and zeta in [0, 1], got lam={lam}, zeta={zeta}")
     schedule = schedule_of(prior)

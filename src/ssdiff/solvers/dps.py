@@ -4,31 +4,22 @@ from __future__ import annotations
 
 import torch
 
-from ..operators import Kind, LinearOperator
+from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, descending_pairs, leading_steps
 from .common import CallCounter, EpsPrior, NoiseSource, Restoration, ddpm_posterior, predict_x0
 
-# Step sizes of the authors' released configurations (FFHQ): SR and blur 0.3, inpainting 0.5.
-DPS_DEFAULT_ZETA = 0.3
-INPAINTING_ZETA = 0.5
 
-
-def dps_zeta(operator: LinearOperator) -> float:
-    """The released configuration's step size for this operator's kind of degradation."""
-    return INPAINTING_ZETA if getattr(operator, "kind", Kind.OTHER).inpainting else DPS_DEFAULT_ZETA
-
-
-def dps(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 100, zeta: float | None = None,
+def dps(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 100, zeta: float = 0.3,
         seed: int | None = 0, sigma_y: float = 0.0) -> Restoration:
     """DPS, Algorithm 1: an ancestral (DDPM) step, then ``x_{t-1} -= zeta * grad_{x_t} |y - A x0(x_t)|``.
 
     ``x0(x_t)`` is clipped to [-1, 1] as in the released code; the norm is taken per image (the
     release takes it over the batch, which couples the images of a batch). Every step costs one
     forward and one backward pass through the network: ``extras["backward_passes"]`` counts them.
-    ``sigma_y`` needs no special handling: the gradient step is the same for noisy ``y``.
+    ``sigma_y`` needs no special handling: the gradient step is the same for noisy ``y``. The
+    authors' per-task step sizes ``zeta`` are in the method registry (:mod:`.methods`).
     """
     schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
-    zeta = dps_zeta(operator) if zeta is None else zeta
     counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     x = noise.draw((y.shape[0], 3, *operator.image_shape(y)), y.device)

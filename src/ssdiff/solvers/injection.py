@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor
+
+from ..operators import LinearOperator
+from .common import EpsPrior, Restoration
+from .ssd import split_budget, ssd
 
 LAYER_GROUPS = {"up": ("up_blocks.",), "mid": ("mid_block.",), "down": ("down_blocks.",),
                 "decoder": ("up_blocks.", "mid_block."), "all": ("",)}
@@ -92,3 +97,24 @@ class AttentionInjector:
         finally:
             for name, module in self.modules.items():
                 module.set_processor(original[name])
+
+
+def ssd_attention_injection(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, inject_layers: str = "up",
+                            inject_steps: list[int] | None | str = "released", **kwargs: Any) -> Restoration:
+    """SSD with attention injection: maps stored at the inversion steps replace the generation's
+    maps at the same time steps (``inject_layers``: up, mid, decoder, down, all; ``inject_steps``:
+    indices of the inversion steps whose maps are used, default 2 and 3 as the released code's
+    ``--aligned_timestep 2 3``, those of them that the budget's inversion has; None uses all)."""
+    forward = kwargs.get("forward_steps") or split_budget(kwargs.get("nfe", 30))[0]
+    evaluated = forward - 1  # the inversion evaluates the network at its first forward - 1 steps
+    if inject_steps == "released":
+        inject_steps = [i for i in (2, 3) if i < evaluated]
+    if inject_steps is not None and any(not 0 <= int(i) < evaluated for i in inject_steps):
+        raise ValueError(f"inject_steps {list(inject_steps)} out of range: this budget's inversion evaluates the "
+                         f"network at steps 0..{evaluated - 1}")
+    injector = AttentionInjector(getattr(prior, "network", None), inject_layers, inject_steps)
+    with injector.attached():
+        result = ssd(prior, operator, y, callback=injector.hook, **{"align_steps": True, **kwargs})
+    result.extras.update(injected_maps=injector.injected, inject_layers=inject_layers,
+                         inject_steps=None if inject_steps is None else list(inject_steps))
+    return result

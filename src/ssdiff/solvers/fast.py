@@ -1,0 +1,135 @@
+"""``ssd-fast``: SSD with the configuration tuned for the prior, the task and the budget.
+
+At a few network calls the paper's settings are far from the best ones; ``ssdiff tune``
+(:mod:`ssdiff.tune`) searches them per (prior, task, budget) and writes the winner as a *preset*.
+Preset files hold several: ``{"prior": ..., "presets": {task: {nfe: entry}}}``; the presets of
+the built-in prior ship in ``ssdiff/presets``. This module reads them and runs SSD with them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..operators import LinearOperator, parse_task
+from .common import EpsPrior, Restoration
+from .samplers import MULTISTEP
+from .ssd import ssd
+
+# Where the search starts, and what a prior without presets gets: the solver with the paper's t0
+# and eta, one inversion call, deterministic generation.
+UNTUNED: dict[str, Any] = {"sampler": "dpm-solver++", "spacing": "logsnr", "inversion_calls": 1, "ddim_eta": 0.0}
+
+
+def normalize(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration without knobs its sampler ignores (so that equal runs are scored once)."""
+    return {k: v for k, v in config.items() if not (k == "ddim_eta" and config.get("sampler", "ddim") != "ddim")}
+
+
+def config_to_hparams(config: dict[str, Any], nfe: int) -> dict[str, Any]:
+    """SSD keyword arguments that spend exactly ``nfe`` network calls with this configuration."""
+    calls = int(config.get("inversion_calls", 1))
+    if nfe - calls < 1:
+        raise ValueError(f"a budget of {nfe} NFEs leaves no generation step after {calls} inversion calls")
+    hparams = {k: v for k, v in normalize(config).items() if k != "inversion_calls"}
+    hparams.update(forward_steps=calls + 1, backward_steps=nfe - calls)
+    if calls == 0:
+        hparams["inversion"] = "sdedit"
+    if hparams.get("sampler") in MULTISTEP and nfe - calls < 2:
+        hparams["order"] = 1  # a single step cannot be of second order
+    return hparams
+
+
+def builtin_presets(prior_name: str) -> dict[str, Any] | None:
+    """The presets that ship with ssdiff for a named prior (``celeba64``), or None."""
+    source = resources.files("ssdiff") / "presets" / f"{prior_name}.json"
+    return json.loads(source.read_text()) if source.is_file() else None
+
+
+def read_presets(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable preset file ({error})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("presets"), dict) or "prior" not in data:
+        raise ValueError(f"{path}: not a preset file (needs 'prior' and 'presets')")
+    return data
+
+
+# Tasks without presets of their own that borrow those of the paper's task of the same kind
+RELATED_TASKS = {"deblur_kernel": "deblur_gauss", "sr_kernel": "sr_bicubic",
+                 # files tuned before masks were told apart hold random masks' presets under "inpaint"
+                 "inpaint_scattered": "inpaint"}
+
+
+def find_preset(presets: dict[str, Any] | None, prior_name: str, task: str, nfe: int) -> tuple[dict[str, Any], str]:
+    """The configuration for (prior, task, nfe) and where it came from.
+
+    The preset of the largest tuned budget not above ``nfe`` (its generation gets the extra
+    calls); without one, :data:`UNTUNED`, with a warning. Super-resolution by a factor the
+    presets lack (the face frame's x2, say) takes those of the nearest tuned factor, and a blur
+    or SR with a user's kernel those of the paper's Gaussian deblurring or bicubic SR
+    (:data:`RELATED_TASKS`). A preset file made for another prior or without this task is an error.
+    """
+    if presets is not None and presets["prior"] != prior_name:
+        raise ValueError(f"the presets were tuned for the prior {presets['prior']!r}, not {prior_name!r}")
+    by_task = (presets or {}).get("presets", {})
+    tuned_for = task if task in by_task else nearest_scale(task, by_task)
+    if tuned_for is None and presets is not None:  # a user's kernel: the presets of the paper's task of its kind
+        base, params = parse_task(task)
+        if base in RELATED_TASKS:
+            related = RELATED_TASKS[base] + (f"_x{params['scale']}" if "scale" in params else "")
+            tuned_for = related if related in by_task else nearest_scale(related, by_task)
+    if presets is not None and presets.get("source") == "file" and tuned_for is None:
+        raise ValueError(f"the preset file has no preset for the task {task!r} (it has: {', '.join(presets['presets'])})")
+    by_budget = by_task.get(tuned_for)
+    budgets = sorted(int(b) for b in by_budget or {} if int(b) <= nfe)
+    if not budgets:
+        warnings.warn(f"ssd-fast: no tuned preset for prior {prior_name!r}, task {task!r} at <= {nfe} NFEs; "
+                      f"using the untuned configuration {UNTUNED} with the task's t0 and eta", stacklevel=3)
+        return dict(UNTUNED), "untuned"
+    borrowed = "" if tuned_for == task else f" for {tuned_for}"
+    return dict(by_budget[str(budgets[-1])]["config"]), f"tuned{borrowed} at {budgets[-1]} NFEs"
+
+
+def nearest_scale(task: str, tasks: Any) -> str | None:
+    """Among ``tasks``, the super-resolution of the same kind whose factor is nearest (in ratio) to ``task``'s."""
+    base, params = parse_task(task)
+    if "scale" not in params:
+        return None
+    same = [(other, parse_task(other)[1]["scale"]) for other in tasks
+            if parse_task(other)[0] == base and "scale" in parse_task(other)[1]]
+    return min(same, key=lambda pair: abs(math.log(pair[1] / params["scale"])), default=(None,))[0]
+
+
+def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 10,
+             preset: str | Path | dict | None = None, seed: int | Sequence[int] | None = 0,
+             task_defaults: dict[str, Any] | None = None, **overrides: Any) -> Restoration:
+    """SSD with the configuration tuned for this prior, task and budget (``ssdiff tune``).
+
+    ``preset`` is a preset file (or its parsed content); by default the presets that ship for
+    the prior (the built-in ``celeba64``). Other priors fall back to :data:`UNTUNED` with a
+    warning. ``task_defaults`` (SSD's per-task ``t0`` and ``eta``, which the method registry
+    gives) fill what the configuration leaves out; keyword arguments override single knobs of it.
+    """
+    name = getattr(prior, "name", "unnamed")
+    if isinstance(preset, (str, Path)):
+        presets = {**read_presets(preset), "source": "file"}
+    else:
+        presets = preset if preset is not None else builtin_presets(name)
+    config, origin = find_preset(presets, name, operator.name, nfe)
+    config = {**(task_defaults or {}), **config, **overrides}
+    if overrides.get("sigma_y", 0) > 0 and config.get("sampler") != "ddim":
+        # the presets are tuned on clean measurements; only the ddim update is noise-aware (DDNM+)
+        config["sampler"], origin = "ddim", f"{origin}, ddim sampler for the noisy measurement"
+    result = ssd(prior, operator, y, nfe=nfe, seed=seed, **config_to_hparams(config, nfe))
+    result.extras.update(preset=origin, config=config)
+    return result
