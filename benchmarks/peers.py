@@ -34,7 +34,7 @@ from ssdiff.operators.kernel import KernelBlur, gaussian_kernel_2d
 from ssdiff.operators.physics import physics_operator
 from ssdiff.schedule import leading_steps, spaced_steps
 from ssdiff.solvers.common import NoiseSource
-from ssdiff.solvers.diffpir import DIFFPIR_DEFAULTS
+from ssdiff.solvers.methods import DIFFPIR_DEFAULTS
 
 # Each alignment undoes one deviation of deepinv (or one convention that differs from ssdiff's);
 # benchmarks/peers.md says where each lives in deepinv's and ssdiff's source.
