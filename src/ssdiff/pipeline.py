@@ -20,7 +20,7 @@ from .operators.blur import gaussian_kernel
 
 
 def measurement_to_image(operator: LinearOperator, y: torch.Tensor) -> torch.Tensor:
-    """A measurement (C x h x w) as a picture to save (3 x h x w)."""
+    """A measurement (C x h x w) as an RGB picture to save (3 x h x w; a gray one repeated)."""
     if isinstance(operator, WalshHadamardCS):
         raise InputError(f"{operator.name}: compressed-sensing measurements are not images")
     return y.expand(3, -1, -1) if y.shape[0] == 1 else y

@@ -495,7 +495,7 @@ def time_forward(prior, batch: int, warm_up: bool = False) -> float | None:
     if resolution is None:
         return None
     device = torch.device(getattr(prior, "device", "cpu"))
-    x = torch.zeros(batch, 3, *resolution, device=device)
+    x = torch.zeros(batch, getattr(prior, "channels", 3), *resolution, device=device)  # RGB unless it says
     with torch.no_grad():
         if warm_up:
             prior(x[:1], 500)

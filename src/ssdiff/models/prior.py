@@ -55,6 +55,11 @@ class DiffusionPrior:
         return next(self.network.parameters()).dtype
 
     @property
+    def channels(self) -> int:
+        """Channels of the images the network takes (its ``in_channels``)."""
+        return int(getattr(getattr(self.network, "config", None), "in_channels", 3))
+
+    @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.network.parameters())
 
@@ -164,7 +169,7 @@ class DiffusionPrior:
         per_forward = inputs if gradient else min(inputs, self.max_batch or inputs)
         # saved for backward: 3.7 times the inference peak per tile, measured with the built-in prior (memory.md)
         activations = per_forward * _activation_bytes(self.network, tile_h, tile_w) * (5 if gradient else 1)
-        tiles = 2 * inputs * 3 * tile_h * tile_w * 4 if tiled else 0  # the tiles, and their eps, float32
+        tiles = 2 * inputs * self.channels * tile_h * tile_w * 4 if tiled else 0  # the tiles, and their eps, float32
         return activations + tiles
 
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,8 @@ class LinearOperator(ABC):
 
     name: str = "operator"
     kind: Kind = Kind.OTHER
-    # What ``A`` returns for images B x 3 x H x W: a tensor of this many dimensions and channels
+    image_channels: int = 3  # the images A takes (RGB); operators built from functions read it off AT(y)
+    # What ``A`` returns for images B x C x H x W: a tensor of this many dimensions and channels
     # (None: not known in advance, as for operators built from any pair of functions).
     measurement_ndim: int | None = 4
     measurement_channels: int | None = 3
@@ -59,32 +60,35 @@ class LinearOperator(ABC):
 
         With ``rho > 0``, the proximal step ``argmin_z |y - A z|^2 + rho |z - x|^2`` instead, i.e.
         ``x + A_rho^+ (y - A x)`` with the Tikhonov pseudo-inverse ``A_rho^+ = A^T (A A^T + rho)^-1``,
-        ``s / (s^2 + rho)`` per singular value (DiffPIR's data step, CM4IR's regularised guidance).
+        ``s / (s^2 + rho)`` per singular value (DiffPIR's data step, CM4IR's regularised guidance),
+        which needs the SVD view (:class:`Decomposable`) or a solver of its own (:class:`MatrixFree`).
         """
-        correction = self.A_pinv(y - self.A(x))
-        if rho == 0:
-            return x + correction
         if rho < 0:
             raise ValueError(f"the proximal weight rho must be >= 0, got {rho}")
-        s = self.singular_map(x)
-        return x + self.V(s**2 / (s**2 + rho) * self.Vt(correction))
+        if rho > 0:
+            raise OperatorError(f"{self.name}: the proximal step needs the SVD view or a matrix-free solve")
+        return x + self.A_pinv(y - self.A(x))
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """The adjoint ``A^T y``. ``A`` is linear, so ``A^T y`` is the gradient of ``<A x, y>`` with
         respect to ``x`` (at any ``x``); operators with a cheaper closed form override this."""
-        x = torch.zeros(*y.shape[:-3], 3, *self.image_shape(y), dtype=y.dtype, device=y.device, requires_grad=True)
+        x = torch.zeros(self.image_batch_shape(y), dtype=y.dtype, device=y.device, requires_grad=True)
         with torch.enable_grad():
             (gradient,) = torch.autograd.grad((self.A(x) * y).sum(), x)
         return gradient
 
     @property
     def has_svd(self) -> bool:
-        """Whether the operator has the SVD view (``Vt``, ``V``, ``singular_map``)."""
-        return type(self).Vt is not LinearOperator.Vt
+        """Whether the operator has the SVD view (``Vt``, ``V``, ``singular_map``): a :class:`Decomposable`."""
+        return isinstance(self, Decomposable)
 
     def image_shape(self, y: torch.Tensor) -> tuple[int, int]:
         """The (H, W) of the image a measurement ``y`` comes from (same as y's unless overridden)."""
         return tuple(y.shape[-2:])
+
+    def image_batch_shape(self, y: torch.Tensor) -> tuple[int, ...]:
+        """B x C x H x W of the images the measurements ``y`` come from."""
+        return (y.shape[0], self.image_channels, *self.image_shape(y))
 
     def validate(self, height: int, width: int) -> None:
         """Raise :class:`OperatorError` if this operator cannot act on an H x W image."""
@@ -93,23 +97,6 @@ class LinearOperator(ABC):
         """Memory the operator precomputes for H x W images (factors, transfer functions), which
         the budget of a restoration counts (:func:`ssdiff.limits.restoration_bytes`) before any work."""
         return 0
-
-    # ---- SVD view, ``A = U diag(s) V^T``: what DDRM and noise-aware DDNM+ work in ----------------
-    # ``Vt`` maps an image to its coefficients in the orthonormal basis V (same shape as the
-    # image), ``V`` maps back, and ``singular_map`` gives each coefficient's singular value (zero
-    # for the null space). ``V^T A^+ y`` are then the measured coefficients divided by ``s``.
-
-    def Vt(self, x: torch.Tensor) -> torch.Tensor:
-        """Coefficients ``V^T x`` of an image in the right-singular basis (same shape as ``x``)."""
-        raise NotImplementedError(f"{self.name} has no SVD view")
-
-    def V(self, z: torch.Tensor) -> torch.Tensor:
-        """The image ``V z`` of coefficients ``z``."""
-        raise NotImplementedError(f"{self.name} has no SVD view")
-
-    def singular_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Singular value of every coefficient of ``Vt(x)``, broadcastable to ``x``'s shape."""
-        raise NotImplementedError(f"{self.name} has no SVD view")
 
     def check(self, x: torch.Tensor, atol: float = 1e-4) -> dict[str, float]:
         """Self-check on ``x``: the largest absolute errors of the two pseudo-inverse identities.
@@ -131,7 +118,37 @@ class LinearOperator(ABC):
         return f"{type(self).__name__}({self.name})"
 
 
-class Identity(LinearOperator):
+class Decomposable(LinearOperator):
+    """A degradation with an SVD view, ``A = U diag(s) V^T``: what DDRM, DDNM+'s noise-aware update,
+    PiGDM's noisy weighting and the proximal step work in. Callers test ``isinstance(op,
+    Decomposable)`` (or :attr:`~LinearOperator.has_svd`); an operator without one is a plain
+    :class:`LinearOperator`.
+
+    ``Vt`` maps an image to its coefficients in the orthonormal basis V (same shape as the image),
+    ``V`` maps back, and ``singular_map`` gives each coefficient's singular value (zero for the
+    null space). ``V^T A^+ y`` are then the measured coefficients divided by ``s``.
+    """
+
+    @abstractmethod
+    def Vt(self, x: torch.Tensor) -> torch.Tensor:
+        """Coefficients ``V^T x`` of an image in the right-singular basis (same shape as ``x``)."""
+
+    @abstractmethod
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        """The image ``V z`` of coefficients ``z``."""
+
+    @abstractmethod
+    def singular_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Singular value of every coefficient of ``Vt(x)``, broadcastable to ``x``'s shape."""
+
+    def project(self, x: torch.Tensor, y: torch.Tensor, rho: float = 0.0) -> torch.Tensor:
+        if rho <= 0:
+            return super().project(x, y, rho)
+        s = self.singular_map(x)
+        return x + self.V(s**2 / (s**2 + rho) * self.Vt(self.A_pinv(y - self.A(x))))
+
+
+class Identity(Decomposable):
     """``A = I``: plain denoising (with ``sigma_y`` > 0) or unconditional refinement."""
 
     name = "denoise"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .base import Kind, LinearOperator, OperatorError
+from .base import Decomposable, Kind, OperatorError
 
 # The released code of DDRM, DDNM and SSD builds the gray row as (0.3333, 0.3334, 0.3333), not an
 # exact mean; reproducing it keeps the published numbers (1.6e-3 end-to-end difference).
@@ -14,7 +14,7 @@ RELEASED_WEIGHTS = (0.3333, 0.3334, 0.3333)
 MEAN_WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
 
 
-class Colorization(LinearOperator):
+class Colorization(Decomposable):
     """``y = w_R x_R + w_G x_G + w_B x_B`` (1 channel); ``A^+ y = w y / |w|^2`` in every channel.
 
     Per pixel ``A`` is the row ``w``: its SVD has one singular value ``|w|`` along ``w / |w|`` and

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import torch
 
-from .base import Kind, LinearOperator, OperatorError
+from .base import Decomposable, Kind, OperatorError
 
 
 def fwht(x: torch.Tensor) -> torch.Tensor:
@@ -26,7 +26,7 @@ def _permutation(n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
-class WalshHadamardCS(LinearOperator):
+class WalshHadamardCS(Decomposable):
     """``y = S H x``: the Walsh-Hadamard transform ``H`` of each flattened channel, of which a
     fixed random subset ``S`` of ``round(ratio * H * W)`` coefficients is kept. The rows are
     orthonormal, so ``A^+ = A^T`` (scatter back, transform again). The measurement

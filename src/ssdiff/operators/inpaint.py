@@ -7,7 +7,7 @@ import os
 import numpy as np
 import torch
 
-from .base import Kind, LinearOperator, OperatorError
+from .base import Decomposable, Kind, OperatorError
 
 
 def _fraction(spec: str, value: float | str, within: str) -> float:
@@ -66,7 +66,7 @@ def is_scattered(mask: torch.Tensor) -> bool:
     return bool(near_known.reshape(missing.shape)[missing].float().mean() > 0.5)
 
 
-class Inpainting(LinearOperator):
+class Inpainting(Decomposable):
     """``y = m * x`` with a binary mask ``m`` (1 = known); ``A^+ = A`` since ``m`` is a projection.
 
     The measurement keeps the image's shape, with zeros where pixels are missing, so one mask

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Kind, LinearOperator, OperatorError
+from .base import Decomposable, Kind, OperatorError
 from .matrix_free import MatrixFree
 
 KERNEL_SPECS = "gauss:SIGMA, motion:LENGTH,ANGLE or disk:RADIUS"
@@ -155,7 +155,7 @@ def hartley(x: torch.Tensor) -> torch.Tensor:
     return spectrum.real - spectrum.imag
 
 
-class KernelBlur(LinearOperator):
+class KernelBlur(Decomposable):
     """Circular convolution with any 2-D ``kernel`` (see the module's docstring), by FFT; or with
     one kernel per image of the batch (a list of kernels, or an n x kh x kw stack)."""
 

@@ -99,6 +99,9 @@ class MatrixFree(LinearOperator):
     def image_shape(self, y: torch.Tensor) -> tuple[int, int]:
         return tuple(self._AT(y).shape[-2:])
 
+    def image_batch_shape(self, y: torch.Tensor) -> tuple[int, ...]:
+        return tuple(self._AT(y).shape)
+
     def A_pinv(self, y: torch.Tensor) -> torch.Tensor:
         if self._pinv is not None:
             return self._pinv(y)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .base import Kind, LinearOperator
+from .base import Decomposable, Kind, LinearOperator
 from .inpaint import is_scattered
 from .matrix_free import MatrixFree
 
@@ -68,7 +68,7 @@ def _is_decomposable(physics: Any) -> bool:
         and hasattr(physics, "mask")
 
 
-class DecomposablePhysics(LinearOperator):
+class DecomposablePhysics(Decomposable):
     """A deepinv ``DecomposablePhysics`` whose ``V_adjoint`` keeps the image's shape: its SVD view."""
 
     measurement_ndim = measurement_channels = None  # whatever deepinv's A returns
@@ -90,6 +90,9 @@ class DecomposablePhysics(LinearOperator):
 
     def image_shape(self, y: torch.Tensor) -> tuple[int, int]:
         return tuple(self.physics.A_adjoint(y).shape[-2:])
+
+    def image_batch_shape(self, y: torch.Tensor) -> tuple[int, ...]:
+        return tuple(self.physics.A_adjoint(y).shape)
 
     def Vt(self, x: torch.Tensor) -> torch.Tensor:
         return self.physics.V_adjoint(x)
@@ -123,7 +126,7 @@ def physics_operator(physics: Any, y: torch.Tensor) -> LinearOperator:
 
 def to_ours(operator: LinearOperator, y01: torch.Tensor) -> torch.Tensor:
     """A measurement of a [0, 1] image as the measurement of the same image in [-1, 1]: ``2 y - A 1``."""
-    ones = torch.ones(y01.shape[0], 3, *operator.image_shape(y01), dtype=y01.dtype, device=y01.device)
+    ones = torch.ones(operator.image_batch_shape(y01), dtype=y01.dtype, device=y01.device)
     return 2 * y01 - operator.A(ones)
 
 

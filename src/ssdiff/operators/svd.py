@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..limits import SVD_BYTES_PER_ENTRY, check_matrix
-from .base import LinearOperator, OperatorError
+from .base import Decomposable, OperatorError
 
 # The reference's cut-off for "zero" singular values of the 1-D matrices.
 REFERENCE_ZERO = 3e-2
@@ -67,7 +67,7 @@ def _nbytes(svd: AxisSVD) -> int:
     return svd.matrix.nbytes + svd.U.nbytes + svd.V.nbytes
 
 
-class SeparableOperator(LinearOperator):
+class SeparableOperator(Decomposable):
     """``A x = U_h (S * (V_h^T x V_w)) U_w^T`` per channel, built for the image's own size.
 
     ``rows`` and ``cols`` build the (m x H) and (n x W) matrices from H and W; they must be

@@ -24,11 +24,6 @@ from .common import EpsPrior, Restoration
 from .methods import ABLATIONS, FAST_NFE, METHODS, NEEDS_NETWORK_GRADIENT, default_method, ssd_defaults
 from .ssd import split_budget
 
-# Methods that work in the operator's SVD view whatever the measurement, and those that need it
-# for a noisy one (the noise-aware update of DDNM+)
-NEEDS_SVD = ("ddrm",)
-NEEDS_SVD_WHEN_NOISY = ("ssd", "ssd+", "ddim-inversion", "sdedit", "ssd-attn", "ssd-fast", "ddnm")
-
 
 def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: str = "ssd", nfe: int = 30,
             seed: int | None = 0, reuse_encoder: int | Sequence[int] | None = None, **hparams: Any) -> Restoration:
@@ -69,7 +64,7 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     refused = [name for name in hparams if not spec.takes(name)]
     if refused:
         raise ValueError(f"method {method!r} does not take the option {refused[0]}")
-    _check_capability(method, operator, hparams.get("sigma_y", 0.0))
+    _check_capability(method, operator, hparams.get("sigma_y") or 0.0)
     with _encoder_reuse(prior, method, reuse_encoder) as reuse:
         defaults = spec.options_for(operator)
         given = {name: value for name, value in hparams.items() if value is not None or name not in defaults}
@@ -139,8 +134,9 @@ def _check_measurement_shape(operator: LinearOperator, y: torch.Tensor) -> None:
 
 def _check_capability(method: str, operator: LinearOperator, sigma_y: float) -> None:
     """Refuse, before any work, a method that needs the operator's SVD view when it has none."""
-    noisy = sigma_y > 0 and method in NEEDS_SVD_WHEN_NOISY
-    if operator.has_svd or not (method in NEEDS_SVD or noisy):
+    needs = METHODS[method].needs_svd
+    noisy = sigma_y > 0 and needs == "when noisy"
+    if operator.has_svd or not (needs == "always" or noisy):
         return
     raise ValueError(f"{method}{' with a noisy measurement' if noisy else ''} works in the operator's SVD view, which "
                      f"{operator.name} does not have; use dds, diffpir, cm4ir, red-diff, or ssd / ddnm on a noise-free "

@@ -44,7 +44,7 @@ def ddnm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int
     else:
         options = {"order": 2 if order is None else order}
         check_order(sampler, options["order"], len(steps))
-    x = noise.draw((y.shape[0], 3, *operator.image_shape(y)), y.device)
+    x = noise.draw(operator.image_batch_shape(y), y.device)
     x = generating.function(counter, x, steps, back_projection(operator, y, sigma_y), noise, clip=False, **options)
     extras = {"sigma_y": sigma_y, "sampler": sampler, "steps": steps, **({"eta": options["eta"]} if sampler == "ddim" else {})}
     return Restoration(image=x, nfe=counter.calls, extras=extras)

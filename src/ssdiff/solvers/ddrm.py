@@ -26,8 +26,7 @@ def ddrm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int
     counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     steps = leading_steps(nfe, schedule.num_train_timesteps)
-    shape = (y.shape[0], 3, *operator.image_shape(y))
-    x = noise.draw(shape, y.device)
+    x = noise.draw(operator.image_batch_shape(y), y.device)
     s = operator.singular_map(x).expand_as(x)
     measured = s > 0
     s_safe = torch.where(measured, s, torch.ones_like(s))

@@ -37,7 +37,7 @@ def dds(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     steps = leading_steps(nfe, schedule.num_train_timesteps)
-    x = noise.draw((y.shape[0], 3, *operator.image_shape(y)), y.device)
+    x = noise.draw(operator.image_batch_shape(y), y.device)
     consistency = ConjugateGradient(operator, y, cg_iterations, gamma if sigma_y > 0 else None)
     for i, (t, t_prev) in enumerate(descending_pairs(steps)):
         a, a_prev = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)

@@ -40,7 +40,7 @@ def diffpir(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: 
     sigma_n = max(0.001, sigma_y / 2)
     # rho_t = lambda sigma_n^2 / sigma_bar_t^2 (Eq. 13)
     proximal = Proximal(operator, y, lambda step: lam * sigma_n**2 * step.alpha_bar / (1 - step.alpha_bar))
-    x = noise.draw((y.shape[0], 3, *operator.image_shape(y)), y.device)
+    x = noise.draw(operator.image_batch_shape(y), y.device)
     for i, (t, t_prev) in enumerate(descending_pairs(steps)):
         a, a_prev = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
         x0 = proximal(predict_x0(x, counter(x, t), a), Step(i, t, a, a_prev))

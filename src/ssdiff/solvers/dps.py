@@ -22,7 +22,7 @@ def dps(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     schedule = getattr(prior, "schedule", DEFAULT_SCHEDULE)
     counter, noise = CallCounter(prior), NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
-    x = noise.draw((y.shape[0], 3, *operator.image_shape(y)), y.device)
+    x = noise.draw(operator.image_batch_shape(y), y.device)
     for t, t_prev in descending_pairs(leading_steps(nfe, schedule.num_train_timesteps)):
         a, a_prev = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
         with torch.enable_grad():

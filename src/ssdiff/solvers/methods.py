@@ -87,7 +87,8 @@ def _ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, **kwar
 class Method:
     """A method: its solver, a one-line description, its per-task defaults (``defaults`` per kind,
     ``other`` for kinds the table leaves out), the options a variant fixes (over the defaults,
-    under the user's), and whether it differentiates the network."""
+    under the user's), whether it differentiates the network, and whether it works in the
+    operator's SVD view (``needs_svd``: "always", or "when noisy" for the noise-aware updates)."""
 
     solver: Callable[..., Restoration]
     description: str
@@ -95,6 +96,7 @@ class Method:
     other: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     needs_network_gradient: bool = False
+    needs_svd: str = ""
     passes_to: tuple[Callable[..., Restoration], ...] = ()  # where a wrapper's other options go
 
     def options_for(self, operator: LinearOperator) -> dict[str, Any]:
@@ -112,7 +114,7 @@ def _keywords(function: Callable[..., Any]) -> set[str]:
 
 
 def _ssd(description: str, **fixed: Any) -> Method:
-    return Method(ssd, description, SSD_DEFAULTS, SSD_OTHER, fixed=fixed)
+    return Method(ssd, description, SSD_DEFAULTS, SSD_OTHER, fixed=fixed, needs_svd="when noisy")
 
 
 METHODS: dict[str, Method] = {
@@ -122,16 +124,18 @@ METHODS: dict[str, Method] = {
     "sdedit": _ssd("ablation: noise A+y to t0 with q(x_t0|x0) (CCDF/SDEdit start)", inversion="sdedit"),
     "ssd-noproj": _ssd("ablation: SSD without back-projection", back_projection=False),
     "ssd-attn": Method(ssd_attention_injection, "SSD with attention injection from the inversion (the paper's first version)",
-                       SSD_DEFAULTS, SSD_OTHER, passes_to=(ssd,)),
-    "ddnm": Method(ddnm, "DDNM (Wang et al. 2023): null-space refinement from pure noise; DDNM+ with sigma_y > 0"),
-    "ddrm": Method(ddrm, "DDRM (Kawar et al. 2022): sampling in the operator's SVD space, eta 0.85, eta_b 1"),
+                       SSD_DEFAULTS, SSD_OTHER, needs_svd="when noisy", passes_to=(ssd,)),
+    "ddnm": Method(ddnm, "DDNM (Wang et al. 2023): null-space refinement from pure noise; DDNM+ with sigma_y > 0",
+                   needs_svd="when noisy"),
+    "ddrm": Method(ddrm, "DDRM (Kawar et al. 2022): sampling in the operator's SVD space, eta 0.85, eta_b 1",
+                   needs_svd="always"),
     "dps": Method(dps, "DPS (Chung et al. 2023): gradient of |y - A x0| through the network (2 passes per step)",
                   DPS_DEFAULTS, {"zeta": 0.3}, needs_network_gradient=True),
     "pigdm": Method(pigdm, "PiGDM (Song et al. 2023): pseudo-inverse guidance through the network",
-                    needs_network_gradient=True),
+                    needs_network_gradient=True, needs_svd="when noisy"),
     "red-diff": Method(red_diff, "RED-diff (Mardani et al. 2024): Adam over x with an SNR-weighted denoiser regulariser"),
     "ssd-fast": Method(_ssd_fast, "SSD with the configuration `ssdiff tune` found for the prior, task and budget",
-                       passes_to=(ssd_fast, ssd)),
+                       needs_svd="when noisy", passes_to=(ssd_fast, ssd)),
     "diffpir": Method(diffpir, "DiffPIR (Zhu et al. 2023): proximal data step on x0, re-noising with zeta; quadratic steps",
                       DIFFPIR_DEFAULTS, {"lam": 1.0, "zeta": 0.25}),
     "cm4ir": Method(cm4ir, "CM4IR (Garber & Tirer 2025): A+y start, back-projection guidance, its noise injection; diffusion prior",
