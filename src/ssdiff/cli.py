@@ -374,23 +374,15 @@ def add_tune_parser(subparsers) -> None:
 
 def run_tune_command(args: argparse.Namespace) -> int:
     from .bench import BenchConfig, load_truths
-    from .io import write_bytes
     from .operators import get_operator, parse_task
-    from .solvers import ssd_defaults
-    from .solvers.fast import read_presets
-    from .tune import SEARCH_SPACE, SWD_WEIGHT, merge_preset, tune
+    from .tune import SEARCH_SPACE, SWD_WEIGHT, check_space, merge_preset, tune_into
 
     out = Path(args.out)
     try:
         budgets = [int(v) for v in args.nfe.split(",") if v]
         if not budgets or min(budgets) < 2:
             raise ValueError(f"--nfe needs budgets of at least 2, got {args.nfe!r}")
-        space = json.loads(args.space) if args.space else SEARCH_SPACE
-        if not isinstance(space, dict) or not all(isinstance(v, list) and v for v in space.values()):
-            raise ValueError(f"--space needs a JSON object of non-empty lists, got {args.space!r}")
-        unknown = set(space) - set(SEARCH_SPACE)
-        if unknown:
-            raise ValueError(f"--space: unknown knob {min(unknown)!r}; choose from: {', '.join(SEARCH_SPACE)}")
+        space = check_space(json.loads(args.space)) if args.space else SEARCH_SPACE
         base, params = parse_task(args.task)
         prior = load_prior(args)
         prior.max_batch = args.batch_size  # a batch is one network forward
@@ -400,23 +392,10 @@ def run_tune_command(args: argparse.Namespace) -> int:
         _, truths = load_truths(BenchConfig(data=args.data, out="", subset=args.subset, crop_top=args.crop_top), size)
     except (ValueError, json.JSONDecodeError) as error:
         raise InputError(f"tune: {error}") from None
-    log = out.with_suffix(".log.jsonl")  # every configuration scored, as it is scored
-    for nfe in budgets:
-        # start from the preset of the nearest smaller budget already in the file, if any
-        tuned = (read_presets(out)["presets"] if out.exists() else {}).get(operator.name, {})
-        smaller = max((int(b) for b in tuned if int(b) < nfe), default=None)
-        start = tuned[str(smaller)]["config"] if smaller else None
-        with open(log, "a") as handle:
-
-            def record(entry: dict, nfe: int = nfe) -> None:
-                handle.write(json.dumps({"task": operator.name, "nfe": nfe, **entry}) + "\n")
-                handle.flush()
-
-            entry = tune(prior, operator, truths.to(prior.device), nfe, task_defaults=ssd_defaults(operator),
-                         space=space, rounds=args.rounds, seed=args.seed, batch_size=args.batch_size, start=start,
-                         swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight, log=record)
-        entry["search"].update(data=f"{args.data} [{args.subset or ':'}]", start=start or "untuned")
-        write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
+    entries = tune_into(out, prior, operator, truths.to(prior.device), budgets, source=f"{args.data} [{args.subset or ':'}]",
+                        space=space, rounds=args.rounds, seed=args.seed, batch_size=args.batch_size,
+                        swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight)
+    for nfe, entry in zip(budgets, entries):
         search = entry["search"]
         print(f"{operator.name}@{nfe}: {entry['config']} PSNR {entry['psnr']:.2f} SWD {entry['swd']:.2f} "
               f"({search['evaluations']} configurations, {search['network_calls']} network calls, {search['minutes']} min)")

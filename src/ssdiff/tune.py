@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .io import write_bytes
 from .metrics import mean_psnr, swd
 from .operators import LinearOperator
-from .solvers import restore
+from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
 from .solvers.fast import UNTUNED, config_to_hparams, normalize, read_presets
 from .solvers.samplers import MULTISTEP
@@ -122,3 +123,38 @@ def merge_preset(path: Path, prior_name: str, task: str, nfe: int, entry: dict[s
         raise ValueError(f"{path}: holds presets of the prior {data['prior']!r}, not {prior_name!r}")
     data["presets"].setdefault(task, {})[str(nfe)] = entry
     return data
+
+
+def check_space(space: Any) -> dict[str, list[Any]]:
+    """A search space: an object of non-empty lists over knobs of :data:`SEARCH_SPACE`; ValueError otherwise."""
+    if not isinstance(space, dict) or not all(isinstance(v, list) and v for v in space.values()):
+        raise ValueError(f"the search space needs a JSON object of non-empty lists, got {space!r}")
+    unknown = set(space) - set(SEARCH_SPACE)
+    if unknown:
+        raise ValueError(f"unknown knob {min(unknown)!r} in the search space; choose from: {', '.join(SEARCH_SPACE)}")
+    return space
+
+
+def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, budgets: list[int], *,
+              source: str, **search: Any) -> list[dict[str, Any]]:
+    """Tune ``operator`` at each budget and merge each winner into the preset file ``out`` as soon as
+    it is found, so that an interrupted run keeps what it finished; every configuration scored goes
+    to ``out.log.jsonl`` as it is scored. A budget starts from the preset of the nearest smaller one
+    already in the file. ``search`` are :func:`tune`'s options; ``source`` names the images."""
+    log, entries = out.with_suffix(".log.jsonl"), []
+    for nfe in budgets:
+        tuned = (read_presets(out)["presets"] if out.exists() else {}).get(operator.name, {})
+        smaller = max((int(b) for b in tuned if int(b) < nfe), default=None)
+        start = tuned[str(smaller)]["config"] if smaller else None
+        with open(log, "a") as handle:
+
+            def record(entry: dict, nfe: int = nfe) -> None:
+                handle.write(json.dumps({"task": operator.name, "nfe": nfe, **entry}) + "\n")
+                handle.flush()
+
+            entry = tune(prior, operator, truths, nfe, task_defaults=ssd_defaults(operator), start=start, log=record,
+                         **search)
+        entry["search"].update(data=source, start=start or "untuned")
+        write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
+        entries.append(entry)
+    return entries
