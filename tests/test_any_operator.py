@@ -349,7 +349,8 @@ def test_huge_specs_exact_zeros_kernel_sets_and_negative_singular_values(images,
 @pytest.mark.parametrize("task,scale", [("deblur_kernel", 1), ("sr_kernel", 2)])
 def test_a_real_photos_blur_is_undone_on_a_larger_canvas_far_better_than_as_a_circular_blur(
         task, scale, tiny_ddpm, images, tmp_path, monkeypatch):
-    from ssdiff.runner import TaskSpec, restore_files
+    from ssdiff.runner import restore_files
+    from ssdiff.tasks import TaskSpec
 
     # a camera's blur is linear, not circular: the photo is the part of the scene's blur that saw only the scene
     kernel = make_kernel("gauss:1.5").float()

@@ -490,14 +490,15 @@ def test_the_environment_budget_applies(capsys, workspace, monkeypatch):
 
 
 def test_work_larger_than_the_memory_is_refused_and_batches_shrink_to_fit(tmp_path, capsys, monkeypatch, prior):
-    import ssdiff.runner
+    import ssdiff.memory
     from ssdiff.limits import restoration_bytes
-    from ssdiff.runner import TaskSpec, restore_files
+    from ssdiff.runner import restore_files
+    from ssdiff.tasks import TaskSpec
 
     files = numbered_photos(tmp_path / "photos")
     op = ssdiff.get_operator("deblur_gauss", image_size=(32, 32))
     one, two = (restoration_bytes(prior, op, n, 32, 32) for n in (1, 2))
-    monkeypatch.setattr(ssdiff.runner, "available_memory", lambda: (one + two) // 2)
+    monkeypatch.setattr(ssdiff.memory, "available_memory", lambda: (one + two) // 2)
     monkeypatch.setattr(ssdiff.limits, "available_memory", lambda: (one + two) // 2)
     batches = []
 

@@ -14,7 +14,9 @@ from ssdiff.io import pil_to_tensor
 from ssdiff.metrics import psnr
 from ssdiff.models.presets import CELEBA64
 from ssdiff.pipeline import bicubic_upsample
-from ssdiff.runner import Progress, TaskSpec, restore_files
+from ssdiff.progress import Progress
+from ssdiff.runner import restore_files
+from ssdiff.tasks import TaskSpec
 
 TEMPLATE = CELEBA64.face_template
 

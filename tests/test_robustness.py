@@ -13,7 +13,8 @@ import ssdiff
 import ssdiff.runner
 from ssdiff.cli import main
 from ssdiff.io import read_image
-from ssdiff.runner import TaskSpec, restore_files
+from ssdiff.runner import restore_files
+from ssdiff.tasks import TaskSpec
 
 
 def save_rgb(path: Path, height: int = 32, width: int = 32, seed: int = 0) -> Path:

@@ -46,8 +46,10 @@ from .io import InputError, read_image, write_image
 from .metrics import psnr, ssim
 from .operators import OPERATORS, OperatorError, parse_task
 from .pipeline import display_measurement, image_to_measurement
-from .runner import TaskSpec, photo_frame, restore_files, time_forward
+from .progress import time_forward
+from .runner import restore_files
 from .solvers import METHODS, default_method
+from .tasks import TaskSpec, photo_frame
 
 MAX_PIXELS = 4_000_000  # per upload: larger photos take minutes per call on a CPU
 MAX_BYTES = 20 * 1024 * 1024

@@ -17,39 +17,26 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import math
 import numbers
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from .faces import FacePlan, face_template, framable, plan_face, restore_face
+from .faces import FacePlan, check_frame, face_template, plan_framing, restore_face
 from .figures import Panel, render
 from .io import InputError, output_dir, read_image, write_image
-from .limits import available_memory, check_memory, check_pixels, gigabytes, peak_resident_memory, restoration_bytes
+from .limits import check_pixels
+from .memory import MemoryPlan
 from .metrics import consistency, psnr, ssim
-from .operators import (
-    Colorization,
-    Inpainting,
-    LinearOperator,
-    OperatorError,
-    ValidBlur,
-    WalshHadamardCS,
-    check_task,
-    get_operator,
-    make_kernel,
-    parse_task,
-    task_scale,
-    valid_image_size,
-)
+from .operators import Colorization, Inpainting, LinearOperator, OperatorError, WalshHadamardCS
 from .pipeline import (
     consistency_warning,
     display_measurement,
@@ -59,7 +46,13 @@ from .pipeline import (
     pad_to,
     simulate_measurement,
 )
-from .solvers import NEEDS_NETWORK_GRADIENT, restore, valid_seed
+from .progress import (
+    Progress,
+    synchronize,  # noqa: F401 - re-exported: the benchmark imports it from here
+    temporarily,
+)
+from .solvers import restore, valid_seed
+from .tasks import TaskSpec, photo_frame
 
 
 def one_line(message: str) -> str:
@@ -95,59 +88,6 @@ class Outcome:
         if self.failed:
             parts.append(f"failed {self.failed}")
         return ", ".join(parts)
-
-
-@dataclass
-class TaskSpec:
-    """A task and its options, building operators for any image size (cached per size)."""
-
-    task: str
-    params: dict[str, Any]
-    _cache: dict[tuple[int, int], LinearOperator] = field(default_factory=dict)
-    CACHED_SIZES: ClassVar[int] = 4
-
-    def __post_init__(self) -> None:
-        # unknown tasks and options, and bad kernels, fail before any work
-        base, params = check_task(self.task, self.params)
-        if base in ("deblur_kernel", "sr_kernel"):
-            if isinstance(params.get("kernel"), list):
-                raise OperatorError(f"{self.task} is a benchmark task (a set of kernels, one per image); for your "
-                                    "photos give one kernel: --task deblur_kernel --kernel FILE|gauss:S|motion:L,A|disk:R")
-            make_kernel(params.get("kernel"))
-        if str(params.get("mask", "")).startswith(("random:", "box:")):  # a mask spec: its fraction is checked before any work
-            get_operator("inpaint", image_size=(1, 1), mask=params["mask"])
-
-    @property
-    def scale(self) -> int:
-        return task_scale(self.task, self.params)
-
-    def operator(self, size: tuple[int, int]) -> LinearOperator:
-        if size not in self._cache:
-            if len(self._cache) >= self.CACHED_SIZES:  # a folder of many sizes must not keep every size's factors
-                del self._cache[next(iter(self._cache))]
-            self._cache[size] = get_operator(self.task, image_size=size, **self.params)
-        return self._cache[size]
-
-    def valid_size(self, height: int, width: int) -> tuple[int, int]:
-        return valid_image_size(self.task, height, width, self.params)
-
-    def photo_operator(self, size: tuple[int, int]) -> LinearOperator:
-        """The operator that made a real photo of ``size``: for a user's kernel, a camera's blur of a
-        scene larger than the photo (:class:`ValidBlur`; restored on a larger canvas, cropped after),
-        otherwise the task's operator at the restored size."""
-        if parse_task(self.task)[0] in ("deblur_kernel", "sr_kernel"):
-            return self._camera_blur
-        return self.operator((size[0] * self.scale, size[1] * self.scale))
-
-    @functools.cached_property
-    def _camera_blur(self) -> ValidBlur:
-        return ValidBlur(self.params.get("kernel"), scale=self.scale)
-
-
-def photo_frame(operator: LinearOperator, x: torch.Tensor) -> torch.Tensor:
-    """A restoration cut to the photo's frame: the canvas around a camera-blurred photo, which
-    only the prior filled, is cropped away."""
-    return operator.crop(x) if isinstance(operator, ValidBlur) else x
 
 
 # What --from-clean writes beside each result: <stem>_<kind>.png
@@ -337,50 +277,6 @@ def prepare(path: Path, target: Path, spec: TaskSpec, from_clean: bool, sigma_y:
     return item
 
 
-FRAMES = ("auto", "tiles")
-
-
-def check_frame(frame: str) -> None:
-    if frame not in FRAMES:
-        raise InputError(f"unknown frame {frame!r}; choose from: {', '.join(FRAMES)}")
-
-
-def plan_framing(item: Item, prior, frame: str) -> None:
-    """Decide, before any work, how a photo larger than a face prior is restored, and say so.
-
-    With ``frame="auto"``, a face prior's super-resolution, colorization and inpainting of a larger photo
-    restore its face in the prior's own framing (:mod:`ssdiff.faces`); without a face, or with
-    ``frame="tiles"``, the photo goes through the prior in tiles of its size, as any image does.
-    """
-    template = face_template(prior)
-    resolution = getattr(prior, "resolution", None)
-    height, width = item.operator.image_shape(item.y[None])
-    if (frame == "tiles" or template is None or not framable(item.operator) or resolution is None
-            or (height <= resolution[0] and width <= resolution[1])):
-        return
-    item.face = plan_face(template, item.operator, item.y)
-    side = template.size
-    if item.face is None:
-        report_warning(f"{item.path}: no face found; restoring it in {side} x {side} tiles, which show the prior parts "
-                       f"of the picture at whatever scale they have: a face much larger than {side} px comes out "
-                       "fractured (crop the photo to the face, or --frame tiles to silence this)")
-        return
-    face_px = item.face.face.box[2]
-    larger = "a prior trained on larger faces, such as a 256 x 256 face model (celeba_hq.ckpt) with --frame tiles"
-    if item.face.frame_scale == 1 and getattr(item.operator, "scale", 1) > 1:
-        report_warning(
-            f"{item.path}: its face is already {face_px / item.operator.scale:.0f} px wide in the input, about the size "
-            f"of the prior's faces ({template.width:.0f} px in its {side} x {side} frame) or larger: the prior has no detail "
-            "to add, so the result is the bicubic upsampling made consistent with the measurement; real detail "
-            f"at this size needs {larger}")
-    elif item.face.magnification > 1.5:
-        report_warning(
-            f"{item.path}: its face ({face_px} px wide in the result) is restored in the prior's {side} x {side} frame "
-            f"and enlarged {item.face.magnification:.1f}x into the result: detail finer than the prior's {side} x {side} "
-            f"faces is not restored{' (but for what the known pixels show around it)' if isinstance(item.operator, Inpainting) else ''}; "
-            f"for that, use {larger}")
-
-
 def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, method: str = "ssd", nfe: int = 30,
                   seed: int = 0, hparams: dict[str, Any] | None = None, from_clean: bool = False,
                   sigma_y: float = 0.0, jpeg: int | None = None, overwrite: bool = False, batch_size: int = 8,
@@ -389,7 +285,8 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     """Restore every file into ``out``; see the module docstring for the rules.
 
     ``batch_size`` images of one size are restored together, and at most that many images or
-    tiles go through the network at once; ``frame`` (:data:`FRAMES`) as :func:`plan_framing`.
+    tiles go through the network at once; ``frame`` (:data:`ssdiff.faces.policy.FRAMES`) as
+    :func:`ssdiff.faces.plan_framing`.
     ``on_progress(done, total)`` is told the network forwards of each batch as they run.
     """
 
@@ -400,7 +297,7 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     if sigma_y > 0:
         hparams["sigma_y"] = sigma_y
     outcome = Outcome()
-    with output_dir(out) as folder, _temporarily(prior, "max_batch", batch_size):
+    with output_dir(out) as folder, temporarily(prior, "max_batch", batch_size):
         todo = plan_outputs(files, folder, overwrite, outcome, derived=DERIVED if from_clean else ())
         pending: list[Item] = []
         progress = Progress(prior, len(todo), on_progress)
@@ -416,7 +313,9 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
             for path, target in todo:
                 try:
                     item = prepare(path, target, spec, from_clean, sigma_y, jpeg, seed, getattr(prior, "resolution", None))
-                    plan_framing(item, prior, frame)
+                    item.face, warning = plan_framing(prior, item.operator, item.y, frame, str(item.path))
+                    if warning:
+                        report_warning(warning)
                     memory.check([item])
                 except Exception as error:  # noqa: BLE001 - one bad file never stops a folder run
                     report_error(_describe(path, error))
@@ -434,148 +333,6 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
             report_error(str(error))
             outcome.failed += 1
     return outcome
-
-
-def _restored_size(items: list[Item]) -> tuple[int, int]:
-    return items[0].operator.image_shape(items[0].y[None])
-
-
-class MemoryPlan:
-    """The memory of each batch, estimated before it runs (:func:`ssdiff.limits.restoration_bytes`):
-    an image that alone would not fit is refused, a batch grows only while it fits, and each new
-    size of work is announced with its estimate of the process's peak."""
-
-    def __init__(self, prior, method: str):
-        # methods that back-propagate through the network keep several times its activations
-        self.prior, self.gradient = prior, method in NEEDS_NETWORK_GRADIENT
-        self.announced: set[tuple] = set()
-
-    def needed(self, items: list[Item]) -> int:
-        return restoration_bytes(self.prior, items[0].operator, len(items), *_restored_size(items), self.gradient)
-
-    def check(self, items: list[Item]) -> None:
-        height, width = _restored_size(items)
-        check_memory(str(items[0].path), self.needed(items), f"restoring it at {width}x{height}")
-
-    def fits(self, items: list[Item]) -> bool:
-        available = available_memory()
-        return available is None or self.needed(items) <= available
-
-    def announce(self, items: list[Item]) -> None:
-        height, width = _restored_size(items)
-        key = (height, width, len(items), items[0].face is not None)
-        if key not in self.announced:
-            self.announced.add(key)
-            tqdm.write(f"memory: {len(items)} image(s) of {width}x{height} at once: at most about "
-                       f"{gigabytes(peak_resident_memory() + self.needed(items), round_up=True)} for this process (estimate)")
-
-
-@contextlib.contextmanager
-def _temporarily(target, attribute: str, value) -> Iterator[None]:
-    """Set ``target.attribute`` to ``value`` inside the block, and back after it (targets without
-    the attribute, such as plain callables standing in for a prior, are left alone)."""
-    if not hasattr(target, attribute):
-        yield
-        return
-    previous = getattr(target, attribute)
-    setattr(target, attribute, value)
-    try:
-        yield
-    finally:
-        setattr(target, attribute, previous)
-
-
-def time_forward(prior, batch: int, warm_up: bool = False) -> float | None:
-    """Seconds of one forward of ``batch`` images at the prior's resolution (None when it records none).
-
-    Synchronised: a GPU runs asynchronously, and without it only the launch would be timed.
-    ``warm_up`` first runs one image, as the first forward of a process pays one-off costs
-    (CUDA context, lazy kernels)."""
-    resolution = getattr(prior, "resolution", None)
-    if resolution is None:
-        return None
-    device = torch.device(getattr(prior, "device", "cpu"))
-    x = torch.zeros(batch, getattr(prior, "channels", 3), *resolution, device=device)  # RGB unless it says
-    with torch.no_grad():
-        if warm_up:
-            prior(x[:1], 500)
-        synchronize(device)
-        started = time.perf_counter()
-        prior(x, 500)
-        synchronize(device)
-    return time.perf_counter() - started
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (timing on a GPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-class Progress:
-    """Progress over network forwards (a call is one forward per ``max_batch`` images or tiles).
-
-    On a terminal, a bar per batch of images with its ETA; otherwise (logs) a line at most every
-    :attr:`LOG_SECONDS` while a batch runs, besides the line each finished image gets. A batch of
-    many forwards (a large image) is announced with its size of work before it starts.
-    """
-
-    LOG_SECONDS = 30.0
-    ANNOUNCE_FORWARDS = 300
-
-    def __init__(self, prior, images: int, hook: Callable[[int, int], None] | None = None):
-        self.prior, self.images, self.images_done, self.hook = prior, images, 0, hook
-        self.seconds_per_input: float | None = None  # measured on the batches so far
-
-    def measure(self, batch: int) -> float | None:
-        """Seconds per image of one network forward at the prior's resolution (for the first estimate)."""
-        seconds = time_forward(self.prior, batch)
-        return None if seconds is None else seconds / batch
-
-    @contextlib.contextmanager
-    def batch(self, name: str, calls: int, inputs_per_call: int) -> Iterator[None]:
-        """Count the forwards of ``calls`` network calls of ``inputs_per_call`` images or tiles each."""
-        max_batch = getattr(self.prior, "max_batch", None) or inputs_per_call
-        per_call = -(-inputs_per_call // max_batch)
-        total, inputs = calls * per_call, calls * inputs_per_call
-        if total >= self.ANNOUNCE_FORWARDS:
-            if self.seconds_per_input is None:
-                self.seconds_per_input = self.measure(min(max_batch, inputs_per_call))
-            estimate = f", about {self.seconds_per_input * inputs / 60:.1f} min" if self.seconds_per_input else ""
-            tqdm.write(f"{name}: {inputs_per_call} images or tiles per network call, up to {calls} calls: {total} "
-                       f"network forwards of at most {max_batch}{estimate}")
-        bar = tqdm(total=total, desc=f"[{self.images_done + 1}/{self.images}] {name}", unit="forward",
-                   disable=None, leave=False)
-        started = last_log = time.perf_counter()
-        done = 0
-
-        def advance(_: int) -> None:
-            nonlocal done, last_log
-            done += 1
-            bar.update(1)
-            if self.hook:
-                self.hook(done, total)
-            now = time.perf_counter()
-            if bar.disable and now - last_log >= self.LOG_SECONDS:  # not a terminal: a log line now and then
-                left = (now - started) / done * max(total - done, 0)
-                print(f"{name}: {done}/{total} network forwards, {now - started:.0f} s, about {left:.0f} s left",
-                      file=sys.stderr, flush=True)
-                last_log = now
-
-        try:
-            with _temporarily(self.prior, "on_forward", advance):
-                yield
-            if done < total:  # the budget was an upper bound (SSD's first inversion step needs no call): settle at what ran
-                bar.total = done
-                bar.refresh()
-                if self.hook:
-                    self.hook(done, done)
-        finally:
-            bar.close()
-            if done:
-                self.seconds_per_input = (time.perf_counter() - started) / (done * inputs_per_call / per_call)
 
 
 def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, hparams: dict[str, Any],

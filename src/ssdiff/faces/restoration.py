@@ -1,151 +1,24 @@
-"""Faces in the prior's framing: find the face in a photo, restore it where the prior knows faces, paste it back.
-
-A face prior such as the built-in ``celeba64`` knows whole, aligned faces at one scale (CelebA's
-crops at 64 x 64). Tiles of a larger photo show it parts of a face at the wrong scale, and it
-fractures them. So, as face-restoration tools do (detect -> align -> restore -> paste back):
-
-1. OpenCV's frontal-face cascade (its model ships in the wheel) finds the largest face and its eyes
-   in a picture of the measurement; a similarity (scale, rotation from the eyes, shift) maps the
-   photo onto the prior's frame, where that detector puts the face where it puts it on the
-   prior's own training faces (:class:`FaceTemplate`, measured by ``benchmarks/face_template.py``).
-2. The measurement is resampled into the frame and restored there with the same kind of operator:
-   colorization is per pixel, so the gray face resampled *is* the measurement of the colour face
-   resampled (exact); for super-resolution the frame's measurement grid is the frame at the SR
-   factor left once the face is at the prior's scale (``x s / k`` for a face ``k`` times larger
-   than the prior's), and ``y`` resampled onto it is an interpolation of the real measurement;
-   for inpainting a frame pixel, which averages the photo pixels under it, is the mean of the
-   known ones among them, and counts as known when they carry a quarter of one photo pixel's
-   weight or more (:func:`frame_inpainting`).
-3. The restored face is warped back with a feathered mask over the background (bicubic
-   upsampling for SR; for colorization and inpainting the whole photo shrunk to the frame and
-   restored in the same batch, so the face and the rest share every network call), and the
-   result is projected onto the real measurement in the photo's own frame,
-   ``x <- x - A^+(A x - y)``: whatever the warps did, the output agrees with what was measured,
-   as exactly as the operator's own projection does. Inpainting first carries the known pixels'
-   detail, finer than the frame, into the gaps between them (:func:`carry_detail`). (That
-   projection never moves an estimate away from a noise-free truth. With a noisy ``y``,
-   ``sigma_y > 0``, only the background is projected, so the noise the frame's solver weighed
-   is not pasted back onto the face.)
-"""
+"""Restoring a face in the prior's frame: plan it from the detected face (the alignment and the SR
+factor left in the frame), carry the measurement and its noise into the frame, restore there, and
+paste the face back onto the photo, consistent with the measurement (steps 2 and 3 of
+:mod:`ssdiff.faces`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from .io import InputError
-from .models.presets import FaceTemplate
-from .operators import Colorization, Inpainting, Kind, LinearOperator, SeparableOperator, get_operator, parse_task
-from .pipeline import INTERPOLATION_SIGMA, bicubic_upsample, fill_missing
-from .solvers.common import Restoration
-
-# Eye pairs tilted more than this are taken as false detections (the frontal cascade itself finds
-# faces up to about this tilt).
-MAX_EYE_TILT = math.radians(25)
-
-
-@dataclass(frozen=True)
-class Similarity:
-    """``dst = scale * R(angle) (src - src_center) + dst_center`` on continuous pixel coordinates (x, y)."""
-
-    scale: float
-    angle: float  # radians; with y pointing down, a positive angle turns the picture clockwise
-    src_center: tuple[float, float]
-    dst_center: tuple[float, float]
-
-    def inverse(self) -> Similarity:
-        return Similarity(1.0 / self.scale, -self.angle, self.dst_center, self.src_center)
-
-    def rescaled(self, src_factor: float, dst_factor: float) -> Similarity:
-        """The same map between grids whose pixels are ``src_factor`` and ``dst_factor`` times larger."""
-        return Similarity(self.scale * src_factor / dst_factor, self.angle,
-                          (self.src_center[0] / src_factor, self.src_center[1] / src_factor),
-                          (self.dst_center[0] / dst_factor, self.dst_center[1] / dst_factor))
-
-    def source_of(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The source coordinates of destination points (x, y)."""
-        cos, sin = math.cos(self.angle), math.sin(self.angle)
-        dx, dy = (x - self.dst_center[0]) / self.scale, (y - self.dst_center[1]) / self.scale
-        return cos * dx + sin * dy + self.src_center[0], -sin * dx + cos * dy + self.src_center[1]
-
-
-def warp(image: torch.Tensor, similarity: Similarity, size: tuple[int, int], mode: str = "bilinear",
-         padding: str = "border") -> torch.Tensor:
-    """Resample ``image`` (B x C x H x W) onto a ``size`` grid through ``similarity`` (source -> destination).
-
-    Shrinking low-passes first (antialiased resize to about the target scale), so the samples do
-    not alias; grid coordinates are normalised, so they do not depend on that resize.
-    """
-    height, width = image.shape[-2:]
-    if similarity.scale < 1:
-        shrunk = (max(1, round(height * similarity.scale)), max(1, round(width * similarity.scale)))
-        image = F.interpolate(image, size=shrunk, mode="bilinear", antialias=True, align_corners=False)
-    # coordinates in float32 even for half-precision images (float16 quantises 2048 px to 2 px steps)
-    rows = torch.arange(size[0], dtype=torch.float32, device=image.device) + 0.5
-    cols = torch.arange(size[1], dtype=torch.float32, device=image.device) + 0.5
-    grid_y, grid_x = torch.meshgrid(rows, cols, indexing="ij")
-    src_x, src_y = similarity.source_of(grid_x, grid_y)
-    grid = torch.stack([2 * src_x / width - 1, 2 * src_y / height - 1], dim=-1).to(image.dtype)
-    return F.grid_sample(image, grid.expand(image.shape[0], -1, -1, -1), mode=mode, padding_mode=padding,
-                         align_corners=False)
-
-
-def feather(size: int, width: float, like: torch.Tensor) -> torch.Tensor:
-    """1 x 1 x size x size: 1 inside, falling linearly to 0 over ``width`` pixels at the border."""
-    position = torch.arange(size, dtype=like.dtype, device=like.device) + 0.5
-    edge = torch.minimum(position, size - position)
-    ramp = (edge / width).clamp(0, 1)
-    return torch.minimum(ramp[:, None], ramp[None, :])[None, None]
-
-
-@cache
-def _cascade(name: str):
-    try:
-        import cv2
-    except ImportError:
-        raise InputError("face framing needs OpenCV's cascades: pip install 'opencv-python-headless<5' "
-                         "(or use --frame tiles)") from None
-    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-    if classifier.empty():
-        raise InputError(f"OpenCV {cv2.__version__} has no {name}; pip install 'opencv-python-headless<5'")
-    return classifier
-
-
-@dataclass(frozen=True)
-class Face:
-    """A detected face: its box (x, y, side) and the tilt of its eye line (0 when the eyes were not found)."""
-
-    box: tuple[int, int, int]
-    tilt: float = 0.0
-
-    @property
-    def center(self) -> tuple[float, float]:
-        x, y, side = self.box
-        return x + side / 2, y + side / 2
-
-
-def detect_face(image: torch.Tensor) -> Face | None:
-    """The largest frontal face in ``image`` (C x H x W in [-1, 1], C = 1 or 3), or None."""
-    gray = ((image.float().mean(dim=0) + 1) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
-    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
-    if len(faces) == 0:
-        return None
-    x, y, side, _ = (int(v) for v in max(faces, key=lambda box: box[2] * box[3]))
-    # eyes: in the upper part of the box, one each side of its centre line
-    top = gray[y : y + side * 5 // 8, x : x + side]
-    eyes = _cascade("haarcascade_eye.xml").detectMultiScale(top, 1.1, 3, minSize=(max(6, side // 10),) * 2,
-                                                            maxSize=(side // 3,) * 2)
-    centres = sorted((ex + ew / 2, ey + eh / 2) for ex, ey, ew, eh in eyes)
-    tilt = 0.0
-    if len(centres) == 2 and centres[0][0] < side / 2 < centres[1][0]:
-        angle = math.atan2(centres[1][1] - centres[0][1], centres[1][0] - centres[0][0])
-        tilt = angle if abs(angle) <= MAX_EYE_TILT else 0.0
-    return Face((x, y, side), tilt)
+from ..models.presets import FaceTemplate, find_preset
+from ..operators import Colorization, Inpainting, Kind, LinearOperator, SeparableOperator, get_operator, parse_task
+from ..pipeline import INTERPOLATION_SIGMA, bicubic_upsample, fill_missing
+from ..solvers.common import Restoration
+from .detection import Face, detect_face
+from .geometry import Similarity, feather, warp
 
 
 def alignment(face: Face, template: FaceTemplate) -> Similarity:
@@ -333,28 +206,7 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
 
 def face_template(prior) -> FaceTemplate | None:
     """The face framing ``prior`` was trained on (from its preset), or None for priors whose framing is unknown."""
-    from .models.presets import find_preset
-
     preset = find_preset(getattr(prior, "info", {}).get("preset") or "")
     template = preset.face_template if preset else None
     resolution = getattr(prior, "resolution", None)
     return template if template and resolution == (template.size, template.size) else None
-
-
-__all__ = [
-    "Face",
-    "FacePlan",
-    "FaceTemplate",
-    "Similarity",
-    "alignment",
-    "carry_detail",
-    "detect_face",
-    "face_template",
-    "feather",
-    "framable",
-    "frame_face",
-    "frame_inpainting",
-    "plan_face",
-    "restore_face",
-    "warp",
-]

@@ -1,0 +1,55 @@
+"""When a photo is restored through the face frame and when in tiles (``--frame``): the choice a folder
+run makes for each photo before any work, and the warning that goes with it."""
+
+from __future__ import annotations
+
+import torch
+
+from ..io import InputError
+from ..operators import Inpainting, LinearOperator
+from .restoration import FacePlan, face_template, framable, plan_face
+
+FRAMES = ("auto", "tiles")
+
+
+def check_frame(frame: str) -> None:
+    if frame not in FRAMES:
+        raise InputError(f"unknown frame {frame!r}; choose from: {', '.join(FRAMES)}")
+
+
+def plan_framing(prior, operator: LinearOperator, y: torch.Tensor, frame: str,
+                 name: str) -> tuple[FacePlan | None, str | None]:
+    """Decide, before any work, how the photo ``name`` (measurement ``y``, C x h x w) is restored by
+    ``prior``: its face plan (None: as any image) and the warning to give about it (or None).
+
+    With ``frame="auto"``, a face prior's super-resolution, colorization and inpainting of a larger photo
+    restore its face in the prior's own framing (:mod:`ssdiff.faces`); without a face, or with
+    ``frame="tiles"``, the photo goes through the prior in tiles of its size, as any image does.
+    """
+    template = face_template(prior)
+    resolution = getattr(prior, "resolution", None)
+    height, width = operator.image_shape(y[None])
+    if (frame == "tiles" or template is None or not framable(operator) or resolution is None
+            or (height <= resolution[0] and width <= resolution[1])):
+        return None, None
+    plan = plan_face(template, operator, y)
+    side = template.size
+    if plan is None:
+        return None, (f"{name}: no face found; restoring it in {side} x {side} tiles, which show the prior parts "
+                      f"of the picture at whatever scale they have: a face much larger than {side} px comes out "
+                      "fractured (crop the photo to the face, or --frame tiles to silence this)")
+    face_px = plan.face.box[2]
+    larger = "a prior trained on larger faces, such as a 256 x 256 face model (celeba_hq.ckpt) with --frame tiles"
+    if plan.frame_scale == 1 and getattr(operator, "scale", 1) > 1:
+        return plan, (
+            f"{name}: its face is already {face_px / operator.scale:.0f} px wide in the input, about the size "
+            f"of the prior's faces ({template.width:.0f} px in its {side} x {side} frame) or larger: the prior has no detail "
+            "to add, so the result is the bicubic upsampling made consistent with the measurement; real detail "
+            f"at this size needs {larger}")
+    if plan.magnification > 1.5:
+        return plan, (
+            f"{name}: its face ({face_px} px wide in the result) is restored in the prior's {side} x {side} frame "
+            f"and enlarged {plan.magnification:.1f}x into the result: detail finer than the prior's {side} x {side} "
+            f"faces is not restored{' (but for what the known pixels show around it)' if isinstance(operator, Inpainting) else ''}; "
+            f"for that, use {larger}")
+    return plan, None
