@@ -144,7 +144,8 @@ def add_degrade_parser(subparsers) -> None:
 
 def run_degrade(args: argparse.Namespace) -> int:
     from .io import collect_images
-    from .runner import TaskSpec, degrade_files, report_warning
+    from .runner import degrade_files, report_warning
+    from .tasks import TaskSpec
 
     spec = TaskSpec(args.task, operator_params(args))
     files = collect_images(args.images, on_skip=report_warning)
@@ -212,8 +213,10 @@ def load_prior(args: argparse.Namespace):
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    from .faces import check_frame
     from .io import collect_images
-    from .runner import TaskSpec, check_frame, report_warning, restore_files
+    from .runner import report_warning, restore_files
+    from .tasks import TaskSpec
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")

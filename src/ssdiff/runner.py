@@ -46,11 +46,7 @@ from .pipeline import (
     pad_to,
     simulate_measurement,
 )
-from .progress import (
-    Progress,
-    synchronize,  # noqa: F401 - re-exported: the benchmark imports it from here
-    temporarily,
-)
+from .progress import Progress, temporarily
 from .solvers import restore, valid_seed
 from .tasks import TaskSpec, photo_frame
 

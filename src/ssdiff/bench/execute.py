@@ -18,7 +18,7 @@ from ..io import write_bytes, write_image
 from ..metrics import consistency, psnr, ssim
 from ..models import load_model
 from ..pipeline import bicubic_upsample, interpolate_missing, simulate_measurement
-from ..runner import synchronize
+from ..progress import synchronize
 from ..solvers import restore
 from .inputs import load_truths, task_operator
 from .plots import plot_results, sample_grids
