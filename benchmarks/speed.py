@@ -30,13 +30,13 @@ def build(name: str):
     import ssdiff
     from ssdiff.models import DiffusionPrior
     from ssdiff.models.loading import _unet_config
-    from ssdiff.models.presets import PRESETS
+    from ssdiff.models.catalog import KNOWN_MODELS
 
     if name == "celeba64":
         return ssdiff.load_model("celeba64", channels_last=False)
     from diffusers import UNet2DModel
 
-    preset = PRESETS[name]
+    preset = KNOWN_MODELS[name]
     torch.manual_seed(0)
     network = UNet2DModel(**_unet_config(preset.format, preset.config)).eval().requires_grad_(False)
     return DiffusionPrior(network=network, image_size=preset.config["image_size"],

@@ -3,7 +3,7 @@ from PIL import Image
 
 import ssdiff
 from ssdiff.cli import main
-from ssdiff.models.presets import CELEBA64_UNET_CONFIG
+from ssdiff.models.catalog import CELEBA64_UNET_CONFIG
 
 
 def test_builtin_prior_loads_offline_with_the_documented_shape():

@@ -97,7 +97,7 @@ def test_help_explains_every_subcommand(capsys):
         assert "--" in capsys.readouterr().out
 
 
-def test_models_lists_presets_and_describes_files(golden, capsys):
+def test_models_lists_known_models_and_describes_files(golden, capsys):
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     assert "celeba64" in listing and "256x256_diffusion_uncond.pt" in listing and "celeba_hq.ckpt" in listing

@@ -41,16 +41,16 @@ def test_architecture_is_inferred_from_shapes(golden, name):
         assert (network(io["x"], io["t"]).sample - io["out"]).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("manifest,fmt,preset", [
+@pytest.mark.parametrize("manifest,fmt,known", [
     ("openai_256x256_diffusion_uncond", "openai", "openai-256-uncond"),
     ("sdedit_celeba_hq_256", "ddpm", "celeba-hq-256"),
 ])
-def test_full_size_checkpoints_convert_completely(golden, manifest, fmt, preset):
+def test_full_size_checkpoints_convert_completely(golden, manifest, fmt, known):
     entry = json.loads((golden / "checkpoint_key_manifests.json").read_text())[manifest]
     state = {k: torch.empty(shape, device="meta") for k, shape in entry["keys"].items()}
     assert detect_format(state) == fmt
     network, info = network_from_state_dict(state)  # raises unless every key is consumed and filled
-    assert info["preset"] == preset  # recognised from its shapes
+    assert info["known_model"] == known  # recognised from its shapes
     assert sum(p.numel() for p in network.parameters()) == entry["num_params"]
     assert sum(v.numel() for v in state.values()) == entry["num_params"]
 
@@ -110,7 +110,7 @@ def test_diffusers_folder_round_trip(tmp_path, tiny_ddpm):
     assert torch.allclose(prior(x, 10), tiny_ddpm(x, 10), atol=1e-6)
 
 
-def test_public_presets_explain_where_to_get_the_file(monkeypatch, tmp_path):
+def test_public_known_models_explain_where_to_get_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("SSDIFF_HOME", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(CheckpointError, match="256x256_diffusion_uncond.pt.*does not download"):
@@ -137,7 +137,7 @@ def test_unknown_resolution_is_reported_where_it_is_needed(golden, model_configs
     assert configured.require_resolution() == (32, 32)
 
 
-def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+def test_a_folder_named_like_a_known_model_does_not_hide_it(tmp_path, monkeypatch):
     (tmp_path / "celeba64").mkdir()  # e.g. a training run folder
     monkeypatch.chdir(tmp_path)
     assert load_model("celeba64").name == "celeba64"

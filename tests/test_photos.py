@@ -12,7 +12,7 @@ from ssdiff.demo import astronaut_face
 from ssdiff.faces import Similarity, detect_face, face_template, feather, frame_face, plan_face, restore_face, warp
 from ssdiff.io import pil_to_tensor
 from ssdiff.metrics import psnr
-from ssdiff.models.presets import CELEBA64
+from ssdiff.models.catalog import CELEBA64
 from ssdiff.pipeline import bicubic_upsample
 from ssdiff.progress import Progress
 from ssdiff.runner import restore_files

@@ -195,7 +195,7 @@ def add_prior_options(p: argparse.ArgumentParser, default: str | None = None) ->
     """--model and --config, as load_model reads them. Without a default (restore, app), load_prior says
     which prior it took; bench and tune, whose figures name their model, default to celeba64 silently."""
     p.add_argument("--model", default=default,
-                   help="checkpoint file, diffusers folder or preset name (default: the built-in celeba64)")
+                   help="checkpoint file, diffusers folder or the name of a known model (ssdiff models; default: the built-in celeba64)")
     p.add_argument("--config", help="JSON file with the network's configuration in the reference code's argument "
                    "names, for checkpoints whose shapes do not determine it")
 
@@ -244,7 +244,7 @@ def add_demo_parser(subparsers) -> None:
     p.add_argument("--out", default="ssdiff_demo.png", help="the PNG to write (default: ./ssdiff_demo.png)")
     p.add_argument("--sigma-y", type=NON_NEGATIVE, default=0.0, help="add Gaussian noise of this std ([-1, 1] units) to the "
                    "measurement and restore with the noise-aware back-projection")
-    p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or preset (default: celeba64)")
+    p.add_argument("--model", default="celeba64", help="checkpoint, diffusers folder or known model (default: celeba64)")
     add_solver_options(p)
     p.set_defaults(func=run_demo)
 
@@ -453,7 +453,7 @@ def run_app(args: argparse.Namespace) -> int:
 
 def add_models_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "models", help="list the presets, or describe checkpoint files",
+        "models", help="list the known models, or describe checkpoint files",
         description="Without arguments, list the named models and where their weights come from. With paths, load "
         "each checkpoint safely (no code is executed) and print its architecture, parameter count, resolution and "
         "sha256.",
@@ -464,16 +464,16 @@ def add_models_parser(subparsers) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .models import PRESETS, load_model
+    from .models import KNOWN_MODELS, load_model
     from .models.loading import builtin_weights_dir, sha256
 
     if not args.paths:
-        for preset in PRESETS.values():
-            params = f"{preset.num_params:,} parameters" if preset.num_params else "built in"
-            size = preset.config.get("image_size") or preset.config.get("sample_size")
-            print(f"{preset.name:<20} {preset.format:<9} {size}x{size}  {params}")
-            print(f"{'':<20} {preset.description}")
-            where = f"file {preset.filename}: {preset.source}" if preset.filename else f"shipped in {builtin_weights_dir()}"
+        for known in KNOWN_MODELS.values():
+            params = f"{known.num_params:,} parameters" if known.num_params else "built in"
+            size = known.config.get("image_size") or known.config.get("sample_size")
+            print(f"{known.name:<20} {known.format:<9} {size}x{size}  {params}")
+            print(f"{'':<20} {known.description}")
+            where = f"file {known.filename}: {known.source}" if known.filename else f"shipped in {builtin_weights_dir()}"
             print(f"{'':<20} {where}")
         return 0
     config = read_config(args.config)
@@ -482,7 +482,7 @@ def run_models(args: argparse.Namespace) -> int:
         cfg = prior.network.config
         attention = [b for b in cfg.down_block_types if b.startswith("Attn")]
         print(f"{path}")
-        print(f"  format:       {prior.info['format']}" + (f" (preset {prior.info['preset']})" if prior.info.get("preset") else ""))
+        print(f"  format:       {prior.info['format']}" + (f" (known model {prior.info['known_model']})" if prior.info.get("known_model") else ""))
         print(f"  architecture: UNet2DModel, channels {list(cfg.block_out_channels)}, {cfg.layers_per_block} res blocks "
               f"per level, attention at {len(attention)} of {len(cfg.down_block_types)} levels, "
               f"{cfg.out_channels} output channels" + (" (learned sigma)" if cfg.out_channels == 2 * cfg.in_channels else ""))

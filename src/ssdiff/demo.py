@@ -18,7 +18,7 @@ from .figures import Panel, render
 from .io import pil_to_tensor, resize, write_image
 from .metrics import psnr, ssim
 from .models import load_model
-from .models.presets import CELEBA64, FaceTemplate
+from .models.catalog import CELEBA64, FaceTemplate
 from .operators import LinearOperator, get_operator
 from .pipeline import bicubic_upsample, display_measurement, simulate_measurement
 from .solvers import restore

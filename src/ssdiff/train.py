@@ -41,7 +41,7 @@ from .io import (
     output_dir,
     write_image,
 )
-from .models.presets import CELEBA64_UNET_CONFIG
+from .models.catalog import CELEBA64_UNET_CONFIG
 from .models.prior import DiffusionPrior
 from .schedule import DEFAULT_SCHEDULE
 from .solvers.unconditional import ddim_sample

@@ -32,7 +32,7 @@ The modules: :mod:`.geometry` (the similarity, warps, the feathered mask), :mod:
 folder run frames a photo's face or restores it in tiles).
 """
 
-from ..models.presets import FaceTemplate
+from ..models.catalog import FaceTemplate
 from .detection import Face, detect_face
 from .geometry import Similarity, feather, warp
 from .policy import check_frame, plan_framing

@@ -13,7 +13,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ..models.presets import FaceTemplate, find_preset
+from ..models.catalog import FaceTemplate, find_known_model
 from ..operators import Colorization, Inpainting, Kind, LinearOperator, SeparableOperator, get_operator, parse_task
 from ..pipeline import INTERPOLATION_SIGMA, bicubic_upsample, fill_missing
 from ..solvers.common import Restoration
@@ -205,8 +205,8 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
 
 
 def face_template(prior) -> FaceTemplate | None:
-    """The face framing ``prior`` was trained on (from its preset), or None for priors whose framing is unknown."""
-    preset = find_preset(getattr(prior, "info", {}).get("preset") or "")
-    template = preset.face_template if preset else None
+    """The face framing ``prior`` was trained on (from its known model), or None for priors whose framing is unknown."""
+    known = find_known_model(getattr(prior, "info", {}).get("known_model") or "")
+    template = known.face_template if known else None
     resolution = getattr(prior, "resolution", None)
     return template if template and resolution == (template.size, template.size) else None

@@ -1,8 +1,8 @@
 """load_model: open a checkpoint of any supported kind, safely and offline, as a DiffusionPrior.
 
 Sources, in the order they are tried:
-1. a preset name (``celeba64``, the built-in prior shipped in the package; or a public
-   checkpoint's preset, looked up as a file in ``$SSDIFF_HOME`` or ``~/.cache/ssdiff``);
+1. a known name (``celeba64``, the built-in prior shipped in the package; or a public
+   checkpoint's name, looked up as a file in ``$SSDIFF_HOME`` or ``~/.cache/ssdiff``);
 2. a diffusers folder (``config.json`` + weights, or a pipeline folder with ``unet/``);
 3. a file: ``.safetensors`` (read first, as it cannot hold code) or a PyTorch pickle
    (``.pt``/``.ckpt``/``.pth``) read with ``weights_only=True``, so that loading never
@@ -28,6 +28,7 @@ from diffusers import UNet2DModel
 from ..errors import BudgetError
 from ..limits import check_memory
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
+from .catalog import KNOWN_MODELS, KnownModel, builtin_weights_dir, find_known_model
 from .convert import (
     CheckpointError,
     check_keys,
@@ -39,7 +40,6 @@ from .convert import (
     infer_openai_config,
     openai_unet_config,
 )
-from .presets import PRESETS, Preset, builtin_weights_dir, find_preset
 from .prior import DiffusionPrior
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -63,7 +63,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def checkpoint_dirs() -> list[Path]:
-    """Where preset checkpoints are looked for: ``$SSDIFF_HOME``, then ``~/.cache/ssdiff``."""
+    """Where known checkpoints are looked for: ``$SSDIFF_HOME``, then ``~/.cache/ssdiff``."""
     dirs = [Path(os.environ["SSDIFF_HOME"])] if os.environ.get("SSDIFF_HOME") else []
     return dirs + [Path.home() / ".cache" / "ssdiff"]
 
@@ -115,14 +115,14 @@ def _unet_config(fmt: str, config: Mapping[str, Any]) -> dict[str, Any]:
     return openai_unet_config(config) if fmt == "openai" else ddpm_unet_config(config)
 
 
-def _matching_preset(fmt: str, inferred: Mapping[str, Any]) -> Preset | None:
-    """The preset that builds the same network as the configuration inferred from the weights."""
+def _matching_known_model(fmt: str, inferred: Mapping[str, Any]) -> KnownModel | None:
+    """The known model that builds the same network as the configuration inferred from the weights."""
     structure = {k: v for k, v in _unet_config(fmt, inferred).items() if k != "sample_size"}
-    for preset in PRESETS.values():
-        if preset.format == fmt:
-            candidate = {k: v for k, v in _unet_config(fmt, preset.config).items() if k != "sample_size"}
+    for known in KNOWN_MODELS.values():
+        if known.format == fmt:
+            candidate = {k: v for k, v in _unet_config(fmt, known.config).items() if k != "sample_size"}
             if candidate == structure:
-                return preset
+                return known
     return None
 
 
@@ -136,12 +136,12 @@ def network_from_state_dict(state: Mapping[str, torch.Tensor], config: Mapping[s
     if fmt == "diffusers":
         if config is None:
             raise CheckpointError(f"{origin}: a bare diffusers state dict needs its config (a diffusers folder has one)")
-        unet_config, ref_config, preset = dict(config), dict(config), None
+        unet_config, ref_config, known = dict(config), dict(config), None
         converted = dict(state)
     else:
         inferred = infer_openai_config(state) if fmt == "openai" else infer_ddpm_config(state)
-        preset = _matching_preset(fmt, inferred)
-        ref_config = dict(config) if config is not None else dict(preset.config) if preset else inferred
+        known = _matching_known_model(fmt, inferred)
+        ref_config = dict(config) if config is not None else dict(known.config) if known else inferred
         try:
             unet_config = _unet_config(fmt, ref_config)
             converted = (convert_openai if fmt == "openai" else convert_ddpm)(state, ref_config)
@@ -157,7 +157,7 @@ def network_from_state_dict(state: Mapping[str, torch.Tensor], config: Mapping[s
     except CheckpointError as error:
         raise CheckpointError(f"{origin}: {error}") from None
     network.load_state_dict(converted, assign=True)
-    info = {"format": fmt, "config": ref_config, "preset": preset.name if preset else None}
+    info = {"format": fmt, "config": ref_config, "known_model": known.name if known else None}
     return network, info
 
 
@@ -203,7 +203,7 @@ def _load_diffusers_folder(folder: Path) -> tuple[UNet2DModel, dict[str, Any], N
         network = UNet2DModel.from_pretrained(str(folder), local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{folder}: cannot load diffusers model: {str(error).splitlines()[0]}") from None
-    info = {"format": "diffusers", "config": dict(network.config), "preset": None}
+    info = {"format": "diffusers", "config": dict(network.config), "known_model": None}
     return network, info, _schedule_from_folder(folder)
 
 
@@ -213,7 +213,7 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
                autocast: torch.dtype | None = None) -> DiffusionPrior:
     """Load a pretrained epsilon-prediction network as a :class:`DiffusionPrior`.
 
-    ``source`` is a preset name (``"celeba64"``, ``"openai-256-uncond"``, ``"celeba-hq-256"``), a
+    ``source`` is a known name (``"celeba64"``, ``"openai-256-uncond"``, ``"celeba-hq-256"``), a
     diffusers folder, or a checkpoint file (OpenAI guided-diffusion ``.pt``, DDPM/SDEdit
     ``.ckpt``, or ``.safetensors`` holding either). ``config`` uses the reference code's argument
     names (see ``golden/model_configs.json``) when the shapes do not determine the network.
@@ -233,18 +233,18 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
                               "(torch.float16, torch.bfloat16) runs on GPUs; use float32 on the CPU")
     schedule = DEFAULT_SCHEDULE
     text = str(source)
-    # A preset name wins unless a checkpoint file or a model folder of that name exists here.
+    # A known name wins unless a checkpoint file or a model folder of that name exists here.
     candidate = Path(text)
     is_model_path = candidate.is_file() or (candidate / "config.json").is_file() or (candidate / "unet" / "config.json").is_file()
-    preset = None if is_model_path else find_preset(text)
-    if preset is not None and preset.format == "diffusers":
+    known = None if is_model_path else find_known_model(text)
+    if known is not None and known.format == "diffusers":
         folder = builtin_weights_dir()
         network, info, schedule = _load_diffusers_folder(folder)
-        info["preset"], path = preset.name, folder
+        info["known_model"], path = known.name, folder
     else:
-        if preset is not None:
-            path = _find_preset_file(preset)
-            config = config or preset.config
+        if known is not None:
+            path = _find_known_file(known)
+            config = config or known.config
         else:
             path = Path(text)
         if path.is_dir():
@@ -252,8 +252,8 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
         elif path.is_file():
             network, info = network_from_state_dict(read_state_dict(path), config, origin=str(path))
         else:
-            known = ", ".join(PRESETS)
-            raise CheckpointError(f"{source}: no such file or folder, and not a preset ({known})")
+            names = ", ".join(KNOWN_MODELS)
+            raise CheckpointError(f"{source}: no such file or folder, and not a known model ({names})")
     network = network.to(device=device).eval().requires_grad_(False)
     if network.dtype != dtype:  # only cast when needed: diffusers warns on every dtype cast
         network = network.to(dtype=dtype)
@@ -263,18 +263,18 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
     info.update(source=str(path), num_params=sum(p.numel() for p in network.parameters()))
     prior = DiffusionPrior(network=network, image_size=image_size, schedule=schedule,
                            eps_channels=min(in_channels, out_channels),
-                           name=info.get("preset") or Path(str(path)).name, info=info, autocast=autocast)
+                           name=info.get("known_model") or Path(str(path)).name, info=info, autocast=autocast)
     prior.use_channels_last(device.type == "cpu" if channels_last is None else channels_last)
     return prior.compile() if compile else prior
 
 
-def _find_preset_file(preset: Preset) -> Path:
+def _find_known_file(known: KnownModel) -> Path:
     for folder in checkpoint_dirs():
-        candidate = folder / preset.filename
+        candidate = folder / known.filename
         if candidate.is_file():
             return candidate
     places = " or ".join(str(d) for d in checkpoint_dirs())
     raise CheckpointError(
-        f"preset {preset.name!r} needs the file {preset.filename}, which ssdiff does not download: get it from "
-        f"{preset.source}, then pass its path, or put it in {places}"
+        f"the known model {known.name!r} needs the file {known.filename}, which ssdiff does not download: get it from "
+        f"{known.source}, then pass its path, or put it in {places}"
     )

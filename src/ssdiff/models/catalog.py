@@ -1,4 +1,5 @@
-"""Named configurations: the two public checkpoints ssdiff is built to reproduce, and the built-in prior."""
+"""The known models: the two public checkpoints ssdiff is built to reproduce, and the built-in prior
+(named networks; not to be confused with ``ssd-fast``'s tuned presets, :mod:`ssdiff.solvers.fast`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class FaceTemplate:
 
 
 @dataclass(frozen=True)
-class Preset:
+class KnownModel:
     """A known network: its format, the reference code's configuration, and where its weights come from."""
 
     name: str
@@ -33,7 +34,7 @@ class Preset:
     face_template: FaceTemplate | None = None  # face priors: how their training faces are framed
 
 
-OPENAI_256_UNCOND = Preset(
+OPENAI_256_UNCOND = KnownModel(
     name="openai-256-uncond",
     format="openai",
     config={
@@ -50,7 +51,7 @@ OPENAI_256_UNCOND = Preset(
     aliases=("256x256_diffusion_uncond", "imagenet256"),
 )
 
-SDEDIT_CELEBA_HQ_256 = Preset(
+SDEDIT_CELEBA_HQ_256 = KnownModel(
     name="celeba-hq-256",
     format="ddpm",
     config={
@@ -80,7 +81,7 @@ CELEBA64_UNET_CONFIG: dict[str, Any] = {
     "dropout": 0.0,
 }
 
-CELEBA64 = Preset(
+CELEBA64 = KnownModel(
     name="celeba64",
     format="diffusers",
     config=CELEBA64_UNET_CONFIG,
@@ -90,14 +91,14 @@ CELEBA64 = Preset(
     face_template=FaceTemplate(size=64, center=(32.0, 37.5), width=37.7),
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (CELEBA64, OPENAI_256_UNCOND, SDEDIT_CELEBA_HQ_256)}
+KNOWN_MODELS: dict[str, KnownModel] = {p.name: p for p in (CELEBA64, OPENAI_256_UNCOND, SDEDIT_CELEBA_HQ_256)}
 
 
-def find_preset(name: str) -> Preset | None:
-    """The preset called ``name`` (or one of its aliases), else None."""
-    for preset in PRESETS.values():
-        if name == preset.name or name in preset.aliases:
-            return preset
+def find_known_model(name: str) -> KnownModel | None:
+    """The model called ``name`` (or one of its aliases), else None."""
+    for model in KNOWN_MODELS.values():
+        if name == model.name or name in model.aliases:
+            return model
     return None
 
 
