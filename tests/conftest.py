@@ -48,6 +48,23 @@ def golden() -> Path:
 
 
 @pytest.fixture(scope="session")
+def operator_reference(golden: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The image the reference operators were applied to (rebuilt, and proved the same by its SHA-256)
+    and their stored measurements and pseudo-inverses (tests/data/make_reference.py)."""
+    import importlib.util
+
+    from safetensors import safe_open
+
+    spec = importlib.util.spec_from_file_location("make_reference", golden / "make_reference.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    x = maker.reference_image()
+    with safe_open(golden / "operators_ssd_256.safetensors", "pt") as handle:
+        assert maker.image_digest(x) == handle.metadata()["image_sha256"], "scikit-image's astronaut changed"
+        return x, {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open is not iterable
+
+
+@pytest.fixture(scope="session")
 def model_configs(golden: Path) -> dict:
     return json.loads((golden / "model_configs.json").read_text())
 

@@ -12,7 +12,7 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "ssdiff"
 
 LAYERS = [
-    ("errors", "schedule", "fid"),
+    ("errors", "schedule", "fid", "threads"),
     ("limits",),
     ("io",),
     ("operators", "models", "data", "tasks"),

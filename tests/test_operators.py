@@ -1,7 +1,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from ssdiff.operators import OperatorError, get_operator
 from ssdiff.operators.blur import gaussian_kernel
@@ -74,10 +73,10 @@ def test_batch_elements_are_independent():
     ("colorization", "colorization", {}),
     ("deblur_gauss", "deblur_gauss", {}),
 ])
-def test_golden_reference_operators(golden, key, task, options):
-    data = load_file(golden / "operators_ssd_256.safetensors")
+def test_golden_reference_operators(operator_reference, key, task, options):
+    x, data = operator_reference
     op = get_operator(task, image_size=(256, 256), **options)
-    y = op.A(data["x"])
+    y = op.A(x)
     assert y.shape == data[f"{key}_y"].shape
     assert (y - data[f"{key}_y"]).abs().max() < 1e-3
     assert (op.A_pinv(data[f"{key}_y"]) - data[f"{key}_pinv"]).abs().max() < 1e-3

@@ -17,6 +17,9 @@ from .errors import InputError
 from .limits import DEFAULT_MAX_PIXELS, ENV_MAX_PIXELS, max_pixels, set_max_pixels
 from .models.convert import CheckpointError
 from .operators.base import OperatorError
+from .threads import ENV as ENV_THREADS
+from .threads import configured as configured_threads
+from .threads import parse_threads
 
 # ---- numbers at the boundary: NaN, infinities and out-of-range values are refused by argparse ----
 
@@ -41,6 +44,13 @@ def _number(kind: type, minimum: float | None = None, maximum: float | None = No
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def _threads(text: str) -> int | None:
+    try:
+        return parse_threads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto, got {text!r}") from None
 
 
 POSITIVE_INT = _number(int, 1)
@@ -529,18 +539,13 @@ def add_train_parser(subparsers) -> None:
                    "architecture, 5.5M parameters)")
     p.add_argument("--export", help="also write the best EMA weights (float16) to this diffusers folder")
     p.add_argument("--seed", type=SEED, default=0, help="seeds the weights, the data order and the noise")
-    p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads (default: torch's choice)")
     add_budget_option(p)
     p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import torch
-
     from .train import TrainConfig, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     config = TrainConfig(
         data=args.data, out=args.out, size=args.size, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         warmup=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
@@ -576,6 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(subparsers)
     add_models_parser(subparsers)
     add_app_parser(subparsers)
+    for command in subparsers.choices.values():
+        command.add_argument("--threads", type=_threads, default=os.environ.get(ENV_THREADS), metavar="N",
+                             help="CPU threads for the network: a number, or auto (the default: every core the other "
+                             f"processes leave free, followed as they come and go; ${ENV_THREADS} sets it too)")
     return parser
 
 
@@ -613,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "max_pixels", None) is not None:
             set_max_pixels(args.max_pixels)  # in the environment: bench's worker processes inherit it
         max_pixels()  # a bad SSDIFF_MAX_PIXELS is refused before any work
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), configured_threads(args.threads):
             # library warnings (an untuned ssd-fast, ...) read as the CLI's own: one line, no source line
             warnings.showwarning = _show_warning
             return args.func(args)

@@ -45,6 +45,7 @@ from .models.catalog import CELEBA64_UNET_CONFIG
 from .models.prior import DiffusionPrior
 from .schedule import DEFAULT_SCHEDULE
 from .solvers.unconditional import ddim_sample
+from .threads import adapt as adapt_threads
 
 LOG_FIELDS = ["step", "loss", "lr", "images_per_s", "val_loss"]
 
@@ -221,6 +222,7 @@ class Trainer:
         return self.config.lr * min(1.0, (step + 1) / max(self.config.warmup, 1))
 
     def train_step(self) -> float:
+        adapt_threads()  # as many CPU threads as the other processes leave cores (see ssdiff.threads)
         config = self.config
         index = batch_indices(self.step, len(self.images), config.batch_size, config.seed)
         x0 = to_unit_range(self.images[index])

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..schedule import DEFAULT_SCHEDULE, NoiseSchedule
+from ..threads import adapt as adapt_threads
 from .convert import CheckpointError
 from .encoder_reuse import EncoderReuse
 
@@ -173,6 +174,7 @@ class DiffusionPrior:
         return activations + tiles
 
     def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        adapt_threads()  # as many CPU threads as the other processes leave cores (see ssdiff.threads)
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
         if self.reuse is not None:
