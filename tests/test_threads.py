@@ -83,7 +83,7 @@ def test_a_bad_thread_count_is_one_line_before_any_work(value, capsys, tmp_path)
 
 
 def test_every_command_takes_threads(capsys):
-    for command in ("demo", "restore", "degrade", "bench", "tune", "train", "models", "app"):
+    for command in ("demo", "examples", "restore", "degrade", "bench", "tune", "train", "models", "app"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "--threads" in capsys.readouterr().out

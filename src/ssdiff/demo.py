@@ -42,6 +42,24 @@ def astronaut_face(size: int = 64, template: FaceTemplate | None = CELEBA64.face
     return pil_to_tensor(resize(photo.crop(ASTRONAUT_FACE_BOX), size))
 
 
+def write_examples(folder: str | Path, size: int = 64) -> list[Path]:
+    """Four public-domain faces to try the commands on: the astronaut's face framed as the prior's
+    training faces, mirrored, and two closer crops of it (all from scikit-image's portrait)."""
+    face = astronaut_face(size * 2)  # twice the size: room for the closer crops
+    inner, step = size * 7 // 4, size // 8
+    views = {"astronaut": face, "astronaut_mirrored": face.flip(-1),
+             "astronaut_close_up": face[:, :inner, step : step + inner],
+             "astronaut_close_down": face[:, 2 * step : 2 * step + inner, step : step + inner]}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_image(resize_tensor(view, size), folder / f"{name}.png") for name, view in views.items()]
+
+
+def resize_tensor(image: torch.Tensor, size: int) -> torch.Tensor:
+    """3 x H x W in [-1, 1] -> 3 x size x size, area-averaged."""
+    return torch.nn.functional.interpolate(image[None], size=(size, size), mode="area")[0]
+
+
 def demo_panels(prior, operator: LinearOperator, truth: torch.Tensor, method: str = "ssd", nfe: int = 30,
                 seed: int = 0, sigma_y: float = 0.0, **hparams) -> tuple[list[Panel], dict]:
     """Degrade ``truth`` (3 x H x W) (plus noise of std ``sigma_y``), restore it, and return the panels and figures."""
