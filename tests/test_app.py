@@ -426,3 +426,13 @@ def test_each_job_runs_on_its_own_prior(tiny_ddpm):
     assert tiny_ddpm.on_forward is None and tiny_ddpm.max_batch != 1 and own.network is tiny_ddpm.network
     attention = job_prior(tiny_ddpm, "ssd-attn", large=True)  # a large one may pause: a network of its own
     assert attention.network is not tiny_ddpm.network and job_prior(tiny_ddpm, "ssd-attn", False).network is tiny_ddpm.network
+
+
+def test_messages_name_the_pages_controls_not_the_command_lines_options():
+    from ssdiff.app import in_app_words
+
+    assert in_app_words("ssdiff: warning: x.png: no face found; ... fractured (crop the photo to the face, or "
+                        "--frame tiles to silence this)").endswith("fractured (crop the photo to the face)")
+    assert in_app_words("ssdiff: error: y.png: compressed-sensing measurements are not images; use --from-clean") \
+        .endswith('tick "the upload is clean"')
+    assert "--" not in in_app_words("ssdiff: warning: z.png: 12 network calls; a larger --nfe usually closes the gap")

@@ -45,7 +45,7 @@ import torch
 from .io import InputError, read_image, write_image
 from .metrics import psnr, ssim
 from .operators import OPERATORS, OperatorError, parse_task
-from .pipeline import display_measurement, image_to_measurement
+from .pipeline import image_to_measurement, input_view
 from .progress import time_forward
 from .runner import restore_files
 from .solvers import METHODS, default_method
@@ -481,20 +481,39 @@ def captured_messages() -> Iterator[list[str]]:
             warnings.simplefilter("always")
             yield lines
     finally:
-        lines += [line for line in stderr.getvalue().splitlines() if line.startswith("ssdiff: ")]
-        lines += [f"ssdiff: warning: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
+        lines += [in_app_words(line) for line in stderr.getvalue().splitlines() if line.startswith("ssdiff: ")]
+        lines += [in_app_words(f"ssdiff: warning: {w.message}") for w in caught if issubclass(w.category, UserWarning)]
+
+
+# The command line's options that messages name, as the page's controls (or nothing, where the page
+# has no such control and the advice is the command line's only)
+APP_WORDS = {
+    " (crop the photo to the face, or --frame tiles to silence this)": " (crop the photo to the face)",
+    " with --frame tiles": " (on the command line, with --frame tiles)",
+    " (or use --frame tiles)": "",
+    "use --from-clean": 'tick "the upload is clean"',
+    "a larger --nfe": "more network calls (the NFE slider)",
+    "--sigma-y": "the measurement noise slider",
+}
+
+
+def in_app_words(line: str) -> str:
+    """A message of the command line in the page's words: its controls named, not its options."""
+    for option, control in APP_WORDS.items():
+        line = line.replace(option, control)
+    return line
 
 
 def _pictures(spec: TaskSpec, clean: bool, measurement_picture: torch.Tensor, size: tuple[int, int],
               folder: Path) -> tuple[Path, Path | None]:
-    """The measurement at the restored ``size``, and A+y (None where the measurement is no picture)."""
+    """The input as a person sees it at the restored ``size``, and A+y (None where the measurement is no picture)."""
     height, width = size
     shown, pinv = folder / "measurement.png", None
     try:  # A+y at the size the operator took (a clean upload is padded to a multiple of the scale)
         valid = spec.valid_size(height, width)
         operator = spec.operator(valid) if clean else spec.photo_operator(tuple(measurement_picture.shape[-2:]))
         y = image_to_measurement(operator, measurement_picture, "the measurement")
-        write_image(display_measurement(operator, y, valid)[..., :height, :width], shown)
+        write_image(input_view(operator, y, valid)[..., :height, :width], shown)
         pinv = folder / "pinv.png"
         write_image(photo_frame(operator, operator.A_pinv(y[None]))[0].clamp(-1, 1)[..., :height, :width], pinv)
     except (InputError, OperatorError):
@@ -600,9 +619,9 @@ def build_app(prior, examples_dir: Path | None = None, limits: Limits = Limits()
                 raise gr.Error(str(error), print_exception=False) from None
         scores = "  \n".join(f"**{k}** {v:.2f}" if k == "PSNR" else f"**{k}** {v:.3f}" for k, v in result.scores.items())
         report = (scores + "\n\n" if scores else "") + result.report
-        before = str(result.pinv or result.measurement)
+        # the slider compares the input as a person sees it (enlarged bicubically) with the result
         return (str(result.measurement), str(result.pinv) if result.pinv else None, str(result.restored),
-                (before, str(result.restored)), report, str(result.restored))
+                (str(result.measurement), str(result.restored)), report, str(result.restored))
 
     def cancel(request: gr.Request) -> str:
         running.cancel(request.session_hash)
@@ -639,10 +658,10 @@ def build_app(prior, examples_dir: Path | None = None, limits: Limits = Limits()
                     stop = gr.Button("Cancel", elem_id="cancel")
             with gr.Column():
                 with gr.Row():
-                    measurement = gr.Image(label="measurement", type="filepath", elem_id="measurement")
+                    measurement = gr.Image(label="input (enlarged bicubically)", type="filepath", elem_id="measurement")
                     pinv = gr.Image(label="A+y", type="filepath", elem_id="pinv")
                     restored = gr.Image(label="restored", type="filepath", elem_id="restored")
-                slider = gr.ImageSlider(label="A+y | restored", type="filepath")
+                slider = gr.ImageSlider(label="input | restored", type="filepath")
                 report = gr.Markdown(elem_id="report")
                 download = gr.File(label="download the PNG", elem_id="download")
         if examples_dir is not None:

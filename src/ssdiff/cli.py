@@ -182,7 +182,8 @@ def add_restore_parser(subparsers) -> None:
     add_solver_options(p)
     p.add_argument("--from-clean", action="store_true", help="inputs are clean images: degrade them first, "
                    "and also write <name>_truth.png, <name>_measurement.png and <name>_compare.png "
-                   "(measurement | restored | truth)")
+                   "(input | restored | truth). Scores on a simulated, noise-free measurement run far above a real "
+                   "photo's (deblurring: 45-50 dB against 34): add --sigma-y 0.02 (and --jpeg 90) to come closer")
     add_measurement_noise_options(p)
     p.add_argument("--frame", default="auto", help="auto (default): with a face prior, super-resolution, colorization and "
                    "inpainting of a photo larger than the prior restore the face found in it in the prior's own framing, then "

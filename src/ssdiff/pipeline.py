@@ -105,12 +105,23 @@ def consistency_warning(name: str, gap: float, method: str, nfe: int, sigma_y: f
             f"{nfe} network calls; a larger --nfe usually closes the gap")
 
 
-def measurement_title(operator: LinearOperator) -> str:
-    """How :func:`display_measurement` shows the measurement, as a panel caption."""
+def input_view(operator: LinearOperator, y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The measurement as a person sees it at the restored ``size``: enlarged bicubically for super-
+    resolution (as an image viewer shows a small photo), gray for colorization, ``A^+ y`` for CS."""
+    if isinstance(operator, WalshHadamardCS):
+        return operator.A_pinv(y[None])[0].clamp(-1, 1)
+    picture = measurement_to_image(operator, y)
+    if tuple(picture.shape[-2:]) != tuple(size):
+        picture = F.interpolate(picture[None], size=size, mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+    return picture
+
+
+def input_title(operator: LinearOperator) -> str:
+    """How :func:`input_view` shows the measurement, as a panel caption."""
     if isinstance(operator, WalshHadamardCS):
         return "A+y (CS measurement)"
     scale = getattr(operator, "scale", 1)
-    return f"measurement (x{scale} nearest)" if scale > 1 else "measurement"
+    return f"input (x{scale} bicubic)" if scale > 1 else "input"
 
 
 def bicubic_upsample(y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:

@@ -39,9 +39,9 @@ from .metrics import consistency, psnr, ssim
 from .operators import Colorization, Inpainting, LinearOperator, OperatorError, WalshHadamardCS
 from .pipeline import (
     consistency_warning,
-    display_measurement,
     image_to_measurement,
-    measurement_title,
+    input_title,
+    input_view,
     measurement_to_image,
     pad_to,
     simulate_measurement,
@@ -331,6 +331,14 @@ def restore_files(files: list[Path], out: str | Path, prior, spec: TaskSpec, *, 
     return outcome
 
 
+def result_title(method: str, result) -> str:
+    """The restoration's caption: the method and its network calls, or in words why it made none."""
+    if result.nfe == 0:
+        kept = result.extras.get("face_restored") is False
+        return "no detail added: face already at the prior's scale" if kept else f"{method}: no network call"
+    return f"{method} ({result.nfe} NFE)"
+
+
 def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, hparams: dict[str, Any],
                    restore_fn: Callable, batch_size: int, outcome: Outcome, progress: Progress) -> None:
     operator = items[0].operator
@@ -379,15 +387,15 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
         if item.truth is not None:
             height, width = item.crop
             cropped = restored[..., :height, :width]
-            panel = display_measurement(operator, item.y.cpu(), tuple(restored.shape[-2:]))[..., :height, :width]
+            panel = input_view(operator, item.y.cpu(), tuple(restored.shape[-2:]))[..., :height, :width]
             scores = {"PSNR": psnr(cropped, item.truth), "SSIM": ssim(cropped, item.truth)}
-            panels = [Panel(measurement_title(operator), panel), Panel(f"{method} ({result.nfe} NFE)", cropped, scores),
-                      Panel("truth", item.truth)]
+            panels = [Panel(input_title(operator), panel), Panel(result_title(method, result), cropped, scores),
+                      Panel("truth (y simulated from it)", item.truth)]
             named = {"truth": item.truth, "compare": render(panels)}
             if not isinstance(operator, WalshHadamardCS):  # compressed-sensing measurements are not pictures
                 named["measurement"] = measurement_to_image(operator, item.y.cpu())
             outputs = [(named[kind], item.target.with_name(f"{item.path.stem}_{kind}.png")) for kind in DERIVED if kind in named]
-            line += f", PSNR {scores['PSNR']:.2f} dB, SSIM {scores['SSIM']:.3f}"
+            line += f", on a simulated measurement PSNR {scores['PSNR']:.2f} dB, SSIM {scores['SSIM']:.3f}"
             restored = cropped
         line += f", mean|Ax-y| {consistent:.4f}"
         warning = consistency_warning(str(item.path), consistent, method, result.nfe, hparams.get("sigma_y", 0.0))
