@@ -618,7 +618,9 @@ def build_app(prior, examples_dir: Path | None = None, limits: Limits = Limits()
             except AppError as error:
                 raise gr.Error(str(error), print_exception=False) from None
         scores = "  \n".join(f"**{k}** {v:.2f}" if k == "PSNR" else f"**{k}** {v:.3f}" for k, v in result.scores.items())
-        report = (scores + "\n\n" if scores else "") + result.report
+        # the scores of a clean upload are those of a simulated measurement: far above a real photo's
+        simulated = "on the simulated measurement:  \n" if scores else ""
+        report = (simulated + scores + "\n\n" if scores else "") + result.report
         # the slider compares the input as a person sees it (enlarged bicubically) with the result
         return (str(result.measurement), str(result.pinv) if result.pinv else None, str(result.restored),
                 (str(result.measurement), str(result.restored)), report, str(result.restored))
