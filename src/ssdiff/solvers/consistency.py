@@ -112,12 +112,11 @@ class ConjugateGradient(Consistency):
         self.AT_y = operator.A_adjoint(y)
 
     def __call__(self, x0: torch.Tensor, step: Step) -> torch.Tensor:
-        normal = self.operator.A_adjoint
+        A, AT = self.operator.A, self.operator.A_adjoint
         if self.gamma is None:
-            return conjugate_gradient(lambda x: normal(self.operator.A(x)), self.AT_y, x0, self.iterations)
+            return conjugate_gradient(lambda x: AT(A(x)), self.AT_y, x0, self.iterations)
         gamma = self.gamma
-        return conjugate_gradient(lambda x: x + gamma * normal(self.operator.A(x)), x0 + gamma * self.AT_y, x0,
-                                  self.iterations)
+        return conjugate_gradient(lambda x: x + gamma * AT(A(x)), x0 + gamma * self.AT_y, x0, self.iterations)
 
 
 class Proximal(Consistency):

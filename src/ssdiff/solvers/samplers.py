@@ -7,8 +7,8 @@ hands each clean-image estimate to ``consistency`` (:mod:`.consistency`) before 
 fresh noise from ``noise`` only, and calls ``callback(phase, index, t, x)`` before each network
 evaluation. A new sampler is one new function and one line of :data:`SAMPLERS`.
 
-- ``ddim``: DDIM (Song et al. 2021, Eq. 12) with fresh noise ``eta sqrt(1 - a_prev)``, the
-  paper's sampler, step for step as the released code;
+- ``ddim``: DDIM (Song et al. 2021, Eq. 12) with fresh noise ``eta sqrt(1 - a_prev)`` (0 by
+  default; SSD's 0.8 and DDNM's 0.85 are theirs), the paper's sampler, step for step as the released code;
 - ``dpm-solver++``: multistep DPM-Solver++(2M), data prediction (Lu et al. 2022, Alg. 2);
 - ``sde-dpm-solver++``: its stochastic counterpart (Lu et al. 2022, Sec. 5), fresh noise every step;
 - ``unipc``: UniPC-2 with B(h) = e^h - 1 (bh2) and its corrector UniC (Zhao et al. 2023);
@@ -43,7 +43,7 @@ def first(x: State) -> torch.Tensor:
 
 @torch.no_grad()
 def ddim(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency = UNCONSTRAINED,
-         noise: NoiseSource | None = None, callback: StepCallback | None = None, *, eta: float = 0.8,
+         noise: NoiseSource | None = None, callback: StepCallback | None = None, *, eta: float = 0.0,
          clip: bool = True) -> torch.Tensor:
     """DDIM: ``x0`` by Tweedie, corrected, then ``sqrt(a') x0 + sqrt(1 - a' - s^2) eps + s z`` with
     ``s = eta sqrt(1 - a')`` (the consistency's :meth:`~.consistency.Consistency.move`)."""

@@ -29,6 +29,8 @@ from .edict import DEFAULT_MIX
 from .inversions import inversion_spec
 from .samplers import MULTISTEP, check_order, sampler_spec
 
+PAPER_DDIM_ETA = 0.8  # the fresh noise of SSD's DDIM generation in the released code
+
 
 def split_budget(nfe: int) -> tuple[int, int]:
     """Map an NFE budget to (Nf, Nb) as the paper splits it: 30 -> (5, 25), 100 -> (15, 85).
@@ -103,6 +105,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     if edict_p is not None and "edict" not in (inversion, sampler):
         raise ValueError("edict_p applies to the edict inversion and sampler only")
     sampler_options = _component_options(sampler, ddim_eta=ddim_eta, order=order, edict_p=edict_p if sampler == "edict" else None)
+    if sampler == "ddim":
+        sampler_options.setdefault("eta", PAPER_DDIM_ETA)
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
         # EDICT spends two calls per step: fewer steps keep the budget
@@ -119,10 +123,11 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     consistency = FirstSteps(projection_rule(operator, y, sigma_y), plan.projected) if back_projection else UNCONSTRAINED
     x = generating.function(counter, embryo, plan.backward, consistency, noise, callback, **sampler_options)
     extras = {"t0": t0, "eta": eta, "inversion": inversion, "sampler": sampler, "spacing": spacing,
-              "ddim_eta": sampler_options.get("eta", 0.8) if sampler == "ddim" else None,
+              "ddim_eta": sampler_options.get("eta"),
               "forward_steps": plan.forward, "backward_steps": plan.backward, "projected_steps": plan.projected,
               "sigma_y": sigma_y}
     return Restoration(image=x, nfe=counter.calls, extras=extras)
+
 
 # SSD's names for the samplers' options, and the samplers that take each
 _OPTION_NAMES = {"ddim_eta": ("eta", ("ddim",)), "order": ("order", MULTISTEP), "edict_p": ("p", ("edict",))}
