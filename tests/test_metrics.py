@@ -137,3 +137,16 @@ def test_inception_features_contract_and_ordering(photo_crops):
     kid_other, _ = kid_from_features(features[:15], features[15:], subsets=50)
     kid_blurred, _ = kid_from_features(features[:15], blurred, subsets=50)
     assert kid_blurred > kid_other + 0.01  # blurred crops are farther from sharp crops than other sharp crops
+
+
+def test_colourfulness_is_zero_for_gray_and_matches_its_closed_form():
+    from ssdiff.metrics import colourfulness
+
+    gray = torch.rand(1, 8, 8).expand(3, 8, 8) * 2 - 1
+    assert colourfulness(gray) == pytest.approx(0.0, abs=1e-9)
+    # half the pixels pure red (255, 0, 0), half black: rg in {255, 0}, yb in {127.5, 0}
+    image = -torch.ones(3, 4, 4)
+    image[0, :, :2] = 1.0
+    spread = math.sqrt(127.5**2 + 63.75**2)  # the standard deviations of rg and yb are half their ranges
+    mean = math.sqrt(127.5**2 + 63.75**2)
+    assert colourfulness(image) == pytest.approx(spread + 0.3 * mean, rel=1e-9)

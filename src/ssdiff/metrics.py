@@ -28,6 +28,16 @@ def ssim(restored: torch.Tensor, truth: torch.Tensor) -> float:
                                        use_sample_covariance=False))
 
 
+def colourfulness(image: torch.Tensor) -> float:
+    """Hasler and Suesstrunk's colourfulness (2003) of an RGB image (3 x H x W in [-1, 1]), on the 8-bit
+    scale: ``sqrt(var(rg) + var(yb)) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)`` with ``rg = R - G`` and
+    ``yb = (R + G) / 2 - B``. 0 for a gray image; about 33 is "moderately", 59 "quite" colourful."""
+    r, g, b = ((image.double().clamp(-1, 1) + 1) * 127.5).unbind(-3)
+    rg, yb = r - g, (r + g) / 2 - b
+    spread = (rg.var(unbiased=False) + yb.var(unbiased=False)).sqrt()
+    return float(spread + 0.3 * (rg.mean() ** 2 + yb.mean() ** 2).sqrt())
+
+
 def consistency(operator, restored: torch.Tensor, y: torch.Tensor) -> float:
     """``mean |A x_hat - y|``: how well a restoration agrees with its measurement (B x C x H x W)."""
     return float((operator.A(restored.float()) - y.float()).abs().mean())
