@@ -332,17 +332,17 @@ def test_a_face_cut_by_the_border_is_still_restored_consistently(celeba64):
 
 
 def test_the_input_is_shown_as_a_person_sees_it_and_a_call_free_result_says_why():
-    from ssdiff.pipeline import input_title, input_view
+    from ssdiff.pipeline import display_measurement, input_title
     from ssdiff.runner import result_title
     from ssdiff.solvers import Restoration
 
     operator = ssdiff.get_operator("sr_bicubic", image_size=(32, 32), scale=4)
     y = operator.A(smooth_image(32, 32))[0]
-    view = input_view(operator, y, (32, 32))
+    view = display_measurement(operator, y, (32, 32), "bicubic")
     assert torch.allclose(view, F.interpolate(y[None], size=(32, 32), mode="bicubic", align_corners=False)[0].clamp(-1, 1))
     assert input_title(operator) == "input (x4 bicubic)"
     gray = ssdiff.get_operator("colorization")
-    assert input_view(gray, gray.A(smooth_image(8, 8))[0], (8, 8)).shape == (3, 8, 8) and input_title(gray) == "input"
+    assert display_measurement(gray, gray.A(smooth_image(8, 8))[0], (8, 8), "bicubic").shape == (3, 8, 8) and input_title(gray) == "input"
     kept = Restoration(torch.zeros(1, 3, 8, 8), 0, {"face_restored": False})
     assert result_title("ssd", kept) == "no detail added: face already at the prior's scale"
     assert result_title("ssd", Restoration(torch.zeros(1), 29, {})) == "ssd (29 NFE)"

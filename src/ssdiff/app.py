@@ -45,7 +45,7 @@ import torch
 from .io import InputError, read_image, write_image
 from .metrics import psnr, ssim
 from .operators import OPERATORS, OperatorError, parse_task
-from .pipeline import image_to_measurement, input_view
+from .pipeline import display_measurement, image_to_measurement
 from .progress import time_forward
 from .runner import restore_files
 from .solvers import METHODS, default_method
@@ -513,7 +513,7 @@ def _pictures(spec: TaskSpec, clean: bool, measurement_picture: torch.Tensor, si
         valid = spec.valid_size(height, width)
         operator = spec.operator(valid) if clean else spec.photo_operator(tuple(measurement_picture.shape[-2:]))
         y = image_to_measurement(operator, measurement_picture, "the measurement")
-        write_image(input_view(operator, y, valid)[..., :height, :width], shown)
+        write_image(display_measurement(operator, y, valid, "bicubic")[..., :height, :width], shown)
         pinv = folder / "pinv.png"
         write_image(photo_frame(operator, operator.A_pinv(y[None]))[0].clamp(-1, 1)[..., :height, :width], pinv)
     except (InputError, OperatorError):

@@ -52,12 +52,8 @@ def write_examples(folder: str | Path, size: int = 64) -> list[Path]:
              "astronaut_close_down": face[:, 2 * step : 2 * step + inner, step : step + inner]}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return [write_image(resize_tensor(view, size), folder / f"{name}.png") for name, view in views.items()]
-
-
-def resize_tensor(image: torch.Tensor, size: int) -> torch.Tensor:
-    """3 x H x W in [-1, 1] -> 3 x size x size, area-averaged."""
-    return torch.nn.functional.interpolate(image[None], size=(size, size), mode="area")[0]
+    return [write_image(torch.nn.functional.interpolate(view[None], size=(size, size), mode="area")[0],
+                        folder / f"{name}.png") for name, view in views.items()]
 
 
 def demo_panels(prior, operator: LinearOperator, truth: torch.Tensor, method: str = "ssd", nfe: int = 30,

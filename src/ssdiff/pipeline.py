@@ -38,13 +38,16 @@ def image_to_measurement(operator: LinearOperator, image: torch.Tensor, name: st
     return image
 
 
-def display_measurement(operator: LinearOperator, y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The measurement shown at the restored size: nearest-neighbour enlarged, or ``A^+ y`` for CS."""
+def display_measurement(operator: LinearOperator, y: torch.Tensor, size: tuple[int, int],
+                        mode: str = "nearest") -> torch.Tensor:
+    """The measurement shown at the restored size: enlarged by ``mode`` (nearest-neighbour shows the
+    measured pixels as they are; bicubic, the input as an image viewer shows a small photo, see
+    :func:`input_title`), gray for colorization, or ``A^+ y`` for CS."""
     if isinstance(operator, WalshHadamardCS):
         return operator.A_pinv(y[None])[0].clamp(-1, 1)
     picture = measurement_to_image(operator, y)
     if tuple(picture.shape[-2:]) != tuple(size):
-        picture = F.interpolate(picture[None], size=size, mode="nearest")[0]
+        picture = F.interpolate(picture[None], size=size, mode=mode)[0].clamp(-1, 1)  # bicubic overshoots
     return picture
 
 
@@ -105,19 +108,8 @@ def consistency_warning(name: str, gap: float, method: str, nfe: int, sigma_y: f
             f"{nfe} network calls; a larger --nfe usually closes the gap")
 
 
-def input_view(operator: LinearOperator, y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The measurement as a person sees it at the restored ``size``: enlarged bicubically for super-
-    resolution (as an image viewer shows a small photo), gray for colorization, ``A^+ y`` for CS."""
-    if isinstance(operator, WalshHadamardCS):
-        return operator.A_pinv(y[None])[0].clamp(-1, 1)
-    picture = measurement_to_image(operator, y)
-    if tuple(picture.shape[-2:]) != tuple(size):
-        picture = F.interpolate(picture[None], size=size, mode="bicubic", align_corners=False)[0].clamp(-1, 1)
-    return picture
-
-
 def input_title(operator: LinearOperator) -> str:
-    """How :func:`input_view` shows the measurement, as a panel caption."""
+    """How ``display_measurement(..., mode="bicubic")`` shows the measurement, as a panel caption."""
     if isinstance(operator, WalshHadamardCS):
         return "A+y (CS measurement)"
     scale = getattr(operator, "scale", 1)

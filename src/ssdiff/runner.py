@@ -39,9 +39,9 @@ from .metrics import consistency, psnr, ssim
 from .operators import Colorization, Inpainting, LinearOperator, OperatorError, WalshHadamardCS
 from .pipeline import (
     consistency_warning,
+    display_measurement,
     image_to_measurement,
     input_title,
-    input_view,
     measurement_to_image,
     pad_to,
     simulate_measurement,
@@ -387,7 +387,7 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
         if item.truth is not None:
             height, width = item.crop
             cropped = restored[..., :height, :width]
-            panel = input_view(operator, item.y.cpu(), tuple(restored.shape[-2:]))[..., :height, :width]
+            panel = display_measurement(operator, item.y.cpu(), tuple(restored.shape[-2:]), "bicubic")[..., :height, :width]
             scores = {"PSNR": psnr(cropped, item.truth), "SSIM": ssim(cropped, item.truth)}
             panels = [Panel(input_title(operator), panel), Panel(result_title(method, result), cropped, scores),
                       Panel("truth (y simulated from it)", item.truth)]
