@@ -68,7 +68,8 @@ class _Governor:
             return
         elapsed = (now - previous[0]) * _TICKS
         others = max(0.0, (reading[0] - previous[1]) - (reading[1] - previous[2])) / max(elapsed, 1e-9)
-        threads = max(1, min(self.cores(), round(self.cores() - others)))
+        cores = self.cores()
+        threads = max(1, min(cores, round(cores - others)))
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
         self.last_set = threads

@@ -8,7 +8,7 @@ from ..operators import LinearOperator
 from ..schedule import leading_steps, spaced_steps
 from .common import CallCounter, EpsPrior, NoiseSource, Restoration, schedule_of
 from .consistency import back_projection
-from .samplers import MULTISTEP, check_order, sampler_spec
+from .samplers import MULTISTEP, sampler_spec
 
 
 @torch.no_grad()
@@ -42,8 +42,7 @@ def ddnm(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int
     if sampler == "ddim":
         options = {"eta": 0.85 if eta is None else eta}
     else:
-        options = {"order": 2 if order is None else order}
-        check_order(sampler, options["order"], len(steps))
+        options = {"order": 2 if order is None else order}  # the sampler checks it before its first call
     x = noise.draw(operator.image_batch_shape(y), y.device)
     x = generating.function(counter, x, steps, back_projection(operator, y, sigma_y), noise, clip=False, **options)
     extras = {"sigma_y": sigma_y, "sampler": sampler, "steps": steps, **({"eta": options["eta"]} if sampler == "ddim" else {})}

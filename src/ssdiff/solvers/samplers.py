@@ -139,17 +139,16 @@ def edict(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A sampler, the network calls it spends per step, and whether it draws fresh noise."""
+    """A sampler and the network calls it spends per step."""
 
     function: Callable[..., torch.Tensor]
     calls_per_step: int = 1
-    stochastic: bool = False
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
-    "ddim": SamplerSpec(ddim, stochastic=True),
+    "ddim": SamplerSpec(ddim),
     "dpm-solver++": SamplerSpec(dpm_solver_pp),
-    "sde-dpm-solver++": SamplerSpec(sde_dpm_solver_pp, stochastic=True),
+    "sde-dpm-solver++": SamplerSpec(sde_dpm_solver_pp),
     "unipc": SamplerSpec(unipc),
     "edict": SamplerSpec(edict, calls_per_step=2),
 }
