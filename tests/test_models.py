@@ -1,4 +1,3 @@
-import json
 import pickle
 
 import pytest
@@ -6,7 +5,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import ssdiff
-from ssdiff.models import CheckpointError, detect_format, load_model, read_state_dict
+from ssdiff.models import KNOWN_MODELS, CheckpointError, detect_format, load_model, read_state_dict
+from ssdiff.models.catalog import manifest_of
 from ssdiff.models.loading import network_from_state_dict
 
 NETWORKS = ["openai_unet_small", "ddpm_model_small"]
@@ -41,12 +41,9 @@ def test_architecture_is_inferred_from_shapes(golden, name):
         assert (network(io["x"], io["t"]).sample - io["out"]).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("manifest,fmt,known", [
-    ("openai_256x256_diffusion_uncond", "openai", "openai-256-uncond"),
-    ("sdedit_celeba_hq_256", "ddpm", "celeba-hq-256"),
-])
-def test_full_size_checkpoints_convert_completely(golden, manifest, fmt, known):
-    entry = json.loads((golden / "checkpoint_key_manifests.json").read_text())[manifest]
+@pytest.mark.parametrize("fmt,known", [("openai", "openai-256-uncond"), ("ddpm", "celeba-hq-256")])
+def test_full_size_checkpoints_convert_completely(fmt, known):
+    entry = manifest_of(KNOWN_MODELS[known])  # the package's copy, which ssdiff models fetch verifies against
     state = {k: torch.empty(shape, device="meta") for k, shape in entry["keys"].items()}
     assert detect_format(state) == fmt
     network, info = network_from_state_dict(state)  # raises unless every key is consumed and filled
@@ -113,8 +110,10 @@ def test_diffusers_folder_round_trip(tmp_path, tiny_ddpm):
 def test_public_known_models_explain_where_to_get_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("SSDIFF_HOME", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
-    with pytest.raises(CheckpointError, match="256x256_diffusion_uncond.pt.*does not download"):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    with pytest.raises(CheckpointError, match="256x256_diffusion_uncond.pt.*does not download") as error:
         load_model("openai-256-uncond")
+    assert "run `ssdiff models fetch openai-256-uncond`" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_odd_sizes_are_padded_for_the_network(tiny_ddpm):

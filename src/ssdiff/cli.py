@@ -481,15 +481,25 @@ def run_app(args: argparse.Namespace) -> int:
     return 0
 
 
+# `ssdiff models fetch NAME` is told apart by its first word, not by an argparse sub-command: `models`
+# takes any number of paths, and a sub-parser would read the first path as a (wrong) command name, so
+# `ssdiff models a.pt` would break. A file called "fetch" is described as `ssdiff models ./fetch`.
 def add_models_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "models", help="list the known models, or describe checkpoint files",
+        "models", help="list the known models, describe checkpoint files, or download a public checkpoint",
+        usage="ssdiff models [PATH ...] [--config JSON]\n       ssdiff models fetch NAME [--url URL] [--to DIR]",
         description="Without arguments, list the named models and where their weights come from. With paths, load "
         "each checkpoint safely (no code is executed) and print its architecture, parameter count, resolution and "
-        "sha256.",
+        "sha256. `ssdiff models fetch NAME` downloads a public checkpoint (openai-256-uncond, celeba-hq-256) into "
+        "$SSDIFF_HOME or the user cache folder, where --model NAME finds it, resuming an interrupted download, and keeps "
+        "it only once its keys, shapes and parameter count match the model's manifest.",
     )
-    p.add_argument("paths", nargs="*", help="checkpoint files or diffusers folders to describe")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="checkpoint files or diffusers folders to describe; or "
+                   "`fetch NAME`")
     p.add_argument("--config", help="JSON network configuration in the reference code's argument names")
+    p.add_argument("--url", help="fetch: download from this address instead of the authors' release link (a mirror)")
+    p.add_argument("--to", metavar="DIR", help="fetch: put the file in DIR instead of $SSDIFF_HOME or the user cache "
+                   "folder (then pass its path to --model, or set SSDIFF_HOME=DIR)")
     p.set_defaults(func=run_models)
 
 
@@ -497,6 +507,10 @@ def run_models(args: argparse.Namespace) -> int:
     from .models import KNOWN_MODELS, load_model
     from .models.loading import builtin_weights_dir, sha256
 
+    if args.paths[:1] == ["fetch"]:
+        return run_models_fetch(args)
+    if args.url or args.to:
+        raise InputError("--url and --to go with `ssdiff models fetch NAME`")
     if not args.paths:
         for known in KNOWN_MODELS.values():
             params = f"{known.num_params:,} parameters" if known.num_params else "built in"
@@ -521,6 +535,19 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"  resolution:   {f'{size}x{size}' if size else 'not recorded (give it with --config image_size)'}")
         if Path(path).is_file():
             print(f"  sha256:       {sha256(path)}")
+    return 0
+
+
+def run_models_fetch(args: argparse.Namespace) -> int:
+    from .models import fetch_model
+
+    if len(args.paths) != 2:
+        raise InputError(f"`ssdiff models fetch` takes one model name, got {len(args.paths) - 1}: "
+                         "ssdiff models fetch NAME [--url URL] [--to DIR]")
+    if args.config:
+        raise InputError("--config describes checkpoint files; `ssdiff models fetch` checks the file against the "
+                         "model's own manifest")
+    print(fetch_model(args.paths[1], url=args.url, to=args.to))
     return 0
 
 

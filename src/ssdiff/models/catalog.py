@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ class KnownModel:
     description: str
     filename: str | None = None  # the public file name users download
     source: str | None = None  # where users get it
+    url: str | None = None  # where ``ssdiff models fetch`` downloads it from (the authors' own release link)
     num_params: int | None = None
     aliases: tuple[str, ...] = field(default_factory=tuple)
     face_template: FaceTemplate | None = None  # face priors: how their training faces are framed
@@ -47,6 +50,8 @@ OPENAI_256_UNCOND = KnownModel(
     description="OpenAI guided-diffusion ImageNet 256x256 unconditional (ADM), learned sigma",
     filename="256x256_diffusion_uncond.pt",
     source="https://github.com/openai/guided-diffusion (model card: 256x256_diffusion_uncond.pt)",
+    # the download link of guided-diffusion's README
+    url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
     num_params=552_814_086,
     aliases=("256x256_diffusion_uncond", "imagenet256"),
 )
@@ -62,6 +67,8 @@ SDEDIT_CELEBA_HQ_256 = KnownModel(
     description="DDPM CelebA-HQ 256x256 as released with SDEdit and used by DDRM, DDNM and SSD",
     filename="celeba_hq.ckpt",
     source="the SDEdit release (celeba_hq.ckpt), also linked from the DDRM/DDNM/SSD READMEs",
+    # SDEdit's README link; DDRM's and DDNM's runners download the file from the same address
+    url="https://image-editing-test-12345.s3-us-west-2.amazonaws.com/checkpoints/celeba_hq.ckpt",
     num_params=113_673_219,
     aliases=("celeba_hq", "sdedit-celeba-hq"),
 )
@@ -100,6 +107,19 @@ def find_known_model(name: str) -> KnownModel | None:
         if name == model.name or name in model.aliases:
             return model
     return None
+
+
+@cache
+def manifests() -> dict[str, dict[str, Any]]:
+    """The key manifests of the public checkpoints, by model name (``models/manifests.json``): the
+    file name, the reference configuration, the parameter count, and every state-dict key with its
+    shape, read from the public files; what a downloaded file is checked against."""
+    return json.loads((resources.files("ssdiff") / "models" / "manifests.json").read_text())
+
+
+def manifest_of(model: KnownModel) -> dict[str, Any] | None:
+    """The key manifest of a known model (None for one without a public file, such as the built-in prior)."""
+    return manifests().get(model.name)
 
 
 def builtin_weights_dir() -> Path:

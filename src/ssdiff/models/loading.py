@@ -2,13 +2,14 @@
 
 Sources, in the order they are tried:
 1. a known name (``celeba64``, the built-in prior shipped in the package; or a public
-   checkpoint's name, looked up as a file in ``$SSDIFF_HOME`` or ``~/.cache/ssdiff``);
+   checkpoint's name, looked up as a file in the folders of :func:`checkpoint_dirs`);
 2. a diffusers folder (``config.json`` + weights, or a pipeline folder with ``unet/``);
 3. a file: ``.safetensors`` (read first, as it cannot hold code) or a PyTorch pickle
    (``.pt``/``.ckpt``/``.pth``) read with ``weights_only=True``, so that loading never
    executes code from a checkpoint. Its architecture (OpenAI ADM, DDPM/SDEdit or diffusers)
    is detected from the key names, its configuration from the shapes (or given as ``config``).
-Nothing is ever downloaded.
+Nothing is ever downloaded here: ``ssdiff models fetch`` (:mod:`ssdiff.models.fetch`) does that,
+when asked, into :func:`cache_dir`, where a known name finds it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import torch
 from diffusers import UNet2DModel
 
@@ -62,10 +64,29 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
+ENV_HOME = "SSDIFF_HOME"
+
+
+def user_cache_dir() -> Path:
+    """The platform's user cache folder for ssdiff (platformdirs: ``~/.cache/ssdiff`` on Linux or
+    ``$XDG_CACHE_HOME/ssdiff``, ``~/Library/Caches/ssdiff`` on macOS, ``%LOCALAPPDATA%\\ssdiff\\Cache`` on Windows)."""
+    return Path(platformdirs.user_cache_dir("ssdiff", appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Where ``ssdiff models fetch`` puts the public checkpoints: ``$SSDIFF_HOME``, else :func:`user_cache_dir`."""
+    home = os.environ.get(ENV_HOME)
+    return Path(home).expanduser() if home else user_cache_dir()
+
+
 def checkpoint_dirs() -> list[Path]:
-    """Where known checkpoints are looked for: ``$SSDIFF_HOME``, then ``~/.cache/ssdiff``."""
-    dirs = [Path(os.environ["SSDIFF_HOME"])] if os.environ.get("SSDIFF_HOME") else []
-    return dirs + [Path.home() / ".cache" / "ssdiff"]
+    """Where known checkpoints are looked for: ``$SSDIFF_HOME``, the platform's user cache folder, and
+    ``~/.cache/ssdiff`` (where earlier versions looked on every platform), each once."""
+    dirs = [Path(os.environ[ENV_HOME]).expanduser()] if os.environ.get(ENV_HOME) else []
+    for folder in (user_cache_dir(), Path.home() / ".cache" / "ssdiff"):
+        if folder not in dirs:
+            dirs.append(folder)
+    return dirs
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -273,8 +294,9 @@ def _find_known_file(known: KnownModel) -> Path:
         candidate = folder / known.filename
         if candidate.is_file():
             return candidate
-    places = " or ".join(str(d) for d in checkpoint_dirs())
+    places = ", ".join(str(d) for d in checkpoint_dirs())
+    fetch = f"run `ssdiff models fetch {known.name}` (downloads it into {cache_dir()} and verifies it), or " if known.url else ""
     raise CheckpointError(
-        f"the known model {known.name!r} needs the file {known.filename}, which ssdiff does not download: get it from "
-        f"{known.source}, then pass its path, or put it in {places}"
+        f"the known model {known.name!r} needs the file {known.filename}, which is in none of {places}, and which "
+        f"load_model does not download: {fetch}get it from {known.source}, then pass its path or put it in {cache_dir()}"
     )
