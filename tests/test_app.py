@@ -1,5 +1,6 @@
 """``ssdiff app``: the handler without a browser, and the page in headless Chromium."""
 
+import io
 import os
 import shutil
 import socket
@@ -7,6 +8,7 @@ import stat
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,12 @@ from ssdiff.app import (
     restore_upload,
 )
 from ssdiff.io import read_image
+
+try:  # for the tests in a real browser, which skip without it
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+except ImportError:
+    By = Keys = None
 
 
 @pytest.fixture()
@@ -65,6 +73,8 @@ def test_handler_restores_a_real_measurement(tiny_ddpm, photo, tmp_path):
     (lambda p: p.write_text("hello"), "not an image this page can read"),
     (lambda p: Image.new("RGB", (2100, 2000)).save(p, format="PNG"), "more than the 4 megapixels"),
     (None, "upload an image first"),
+    (lambda p: p.write_bytes(_png(Image.new("RGB", (64, 64), (10, 200, 30)))[:-100]),  # its header reads
+     r"^upload.png: not an image this page can read \(cannot decode image \(image file is truncated\)\)$"),
 ])
 def test_bad_uploads_get_a_message(tmp_path, make, message):
     path = None
@@ -73,6 +83,44 @@ def test_bad_uploads_get_a_message(tmp_path, make, message):
         make(path)
     with pytest.raises(AppError, match=message):
         check_upload(path)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_each_task_has_its_own_options_from_one_table():
+    assert app.TASK_OPTIONS == {"sr_bicubic": ("scale",), "sr_average": ("scale",), "colorization": (),
+                                "deblur_gauss": (), "deblur_kernel": ("kernel",), "inpaint": ("mask",), "denoise": ()}
+    assert app.task_options("sr_kernel") == ("scale", "kernel") and app.task_options("nope") == ()
+    # the controls of other tasks, hidden but still sent by the page, are ignored
+    assert app.task_params("colorization", 8, "not a mask", "not a kernel") == {}
+    assert app.task_params("sr_average", 8, "not a mask", None) == {"scale": 8}
+    assert app.task_params("inpaint", 8, " box:0.3 ", "not a kernel") == {"mask": "box:0.3"}
+
+
+@pytest.fixture(scope="module")
+def examples_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("examples")
+    app.example_images(folder)
+    return folder
+
+
+def test_one_example_per_task_with_that_tasks_options(tiny_ddpm, examples_dir):
+    pictures = app.example_images(examples_dir)  # written once: the same files again
+    assert sorted(example.task for example in app.EXAMPLES) == sorted(app.TASKS)
+    for example in app.EXAMPLES:
+        assert set(example.options) <= {*app.TASK_OPTIONS[example.task], "sigma_y"}
+        path, clean, task, *values = example.row(pictures)
+        assert (clean, task) == (True, example.task) and len(values) == len(app.EXAMPLE_CONTROLS)
+        options = dict(zip(app.EXAMPLE_CONTROLS, values))
+        image = check_upload(path)  # each goes through what a request goes through before any work, at 10 calls
+        params = app.task_params(task, options["scale"], options["mask"], options["kernel"])
+        assert params == {k: v for k, v in example.options.items() if k != "sigma_y"}
+        _, size = app.plan_restoration(Path(path).name, image, clean, task, params, app.MAX_PIXELS)
+        assert check_work(Path(path).name, *size, 10, MAX_WORK) <= app.LARGE_WORK  # small: never paused
 
 
 @pytest.mark.parametrize("options,message", [
@@ -106,63 +154,178 @@ def browser():
     driver.quit()
 
 
-@pytest.mark.filterwarnings("ignore:ssd-fast. no tuned preset")  # the tiny test network has no presets
-def test_the_page_in_a_real_browser(tiny_ddpm, photo, tmp_path, browser):
-    pytest.importorskip("gradio")
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
+class Page:
+    """What a person does on the page, in one browser window (its own Gradio session)."""
 
+    def __init__(self, driver, url: str):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver, self.wait = driver, WebDriverWait(driver, 120)
+        driver.get(url)
+        self.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+
+    def shown(self, elem_id: str) -> bool:
+        return any(element.is_displayed() for element in self.driver.find_elements(By.ID, elem_id))
+
+    def options_shown(self) -> set[str]:
+        return {option for option in app.PAGE_OPTIONS if self.shown(option)}
+
+    def choose_task(self, task: str) -> None:
+        self.driver.find_element(By.CSS_SELECTOR, "#task input").click()
+        self.driver.find_element(By.CSS_SELECTOR, f"[role=option][aria-label={task}]").click()
+        self.wait.until(lambda _: self.options_shown() == set(app.TASK_OPTIONS[task]))
+
+    def upload(self, path: Path, previewed: bool = True) -> None:
+        """Upload ``path`` in place of what is there, and wait for its preview (once it is uploaded)."""
+        if self.driver.find_elements(By.CSS_SELECTOR, "#upload button[aria-label='Remove Image']"):
+            self.driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Remove Image']").click()
+        self.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+        self.driver.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
+        if previewed:
+            self.wait.until(lambda _: self.uploaded())
+
+    def uploaded(self) -> bool:  # the preview is there (loaded or not: a broken file shows a broken picture)
+        return bool(self.driver.find_elements(By.CSS_SELECTOR, "#upload img"))
+
+    def set_calls(self, calls: int) -> None:
+        field = self.driver.find_element(By.CSS_SELECTOR, "#nfe input[type=number]")
+        field.clear()
+        field.send_keys(str(calls), Keys.TAB)
+
+    def restore(self) -> None:
+        self.driver.find_element(By.ID, "restore").click()
+
+    def compared_widths(self) -> list[int]:
+        """The natural widths of the slider's pictures, once all are loaded."""
+        return self.driver.execute_script(
+            "const imgs = [...document.querySelectorAll('#slider img')];"
+            "return imgs.every(img => img.complete) ? imgs.map(img => img.naturalWidth) : [];")
+
+    def text(self, elem_id: str) -> str:
+        return self.driver.find_element(By.ID, elem_id).text
+
+    def told(self, start: str) -> bool:
+        """Whether a message (a toast) has a line that starts with ``start``."""
+        toasts = self.driver.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")
+        return any(line.startswith(start) for toast in toasts for line in toast.text.splitlines())
+
+
+@pytest.fixture()
+def serve(tiny_ddpm):
+    """Serve a page for ``tiny_ddpm`` (build_app's options as keywords); closed at the test's end."""
     from ssdiff.app import build_app, launch
 
-    page = build_app(tiny_ddpm)
-    port = _free_port()
-    launch(page, port=port, block=False)
-    try:
-        wait = WebDriverWait(browser, 120)
-        browser.get(f"http://127.0.0.1:{port}/")
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+    pages = []
 
-        def upload(path: Path) -> None:
-            browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
-            wait.until(lambda d: path.stem in d.find_element(By.ID, "upload").text)
+    def start(**options) -> tuple[object, str]:
+        page = build_app(tiny_ddpm, **options)
+        pages.append(page)
+        port = _free_port()
+        launch(page, port=port, block=False)
+        return page, f"http://127.0.0.1:{port}/"
 
-        def restored_width() -> int:
-            return browser.execute_script(
-                "const img = document.querySelector('#restored img'); return img && img.complete ? img.naturalWidth : 0")
-
-        not_an_image = tmp_path / "notes.txt"
-        not_an_image.write_text("not a picture")
-        upload(not_an_image)
-        browser.find_element(By.ID, "restore").click()
-        wait.until(lambda d: "not an image this page can read" in d.page_source)
-        browser.find_element(By.CSS_SELECTOR, "#upload button[aria-label=Clear]").click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
-        upload(photo)  # the server is still serving: the next request works
-        browser.find_element(By.ID, "restore").click()
-        wait.until(lambda d: restored_width() > 0)
-        assert restored_width() == 32  # 8x8 measurement of the 32x32 upload, restored 4x
-        assert "PSNR" in browser.find_element(By.ID, "report").text
-        browser.save_screenshot(str(tmp_path / "page.png"))
-
-        large = tmp_path / "large.png"  # 49 tiles of the 32x32 network: 7 forwards a call, 700 at 100 calls
-        Image.new("RGB", (128, 128), (90, 120, 40)).save(large)
-        browser.find_element(By.CSS_SELECTOR, "#upload button[aria-label=Clear]").click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
-        upload(large)
-        calls = browser.find_element(By.CSS_SELECTOR, "#nfe input[type=number]")
-        calls.clear()
-        calls.send_keys("100", Keys.TAB)
-        browser.find_element(By.ID, "restore").click()
-        wait.until(lambda d: "network forwards; restoring, about" in d.page_source)  # the estimate, while it runs
-        browser.find_element(By.ID, "cancel").click()
-        wait.until(lambda d: "cancelled" in d.find_element(By.ID, "report").text)
-        stopped = time.monotonic() + 10
-        while page.ssdiff_queue.jobs() and time.monotonic() < stopped:  # the job itself stops, not just the page
-            time.sleep(0.05)
-        assert page.ssdiff_queue.jobs() == 0
-    finally:
+    yield start
+    for page in pages:
         page.close()
+
+
+@pytest.mark.filterwarnings("ignore:ssd-fast. no tuned preset")  # the tiny test network has no presets
+def test_the_page_in_a_real_browser(photo, tmp_path, browser, serve, monkeypatch, examples_dir):
+    pytest.importorskip("gradio")
+    handled = []  # what reached the handler: the upload's file as the user sent it, and the result
+
+    def recorded(prior, upload, **options):
+        handled.append(Path(upload).read_bytes() if upload else None)
+        result = restore_upload(prior, upload, **options)
+        handled.append(result)
+        return result
+
+    monkeypatch.setattr(app, "restore_upload", recorded)
+    _, url = serve(examples_dir=examples_dir, limits=Limits(max_pixels=100_000))
+    page = Page(browser, url)
+
+    # the form shows the chosen task's options only, and an example sets a task and its options
+    assert page.options_shown() == set(app.TASK_OPTIONS["sr_bicubic"]) == {"scale"} and page.shown("sigma_y")
+    for task in app.TASKS:
+        page.choose_task(task)
+        assert page.shown("sigma_y")  # every task's
+    assert page.options_shown() == set()  # denoise, the last, has none but the noise
+    browser.find_element(By.XPATH, "//*[@id='examples']//button[contains(., 'inpainting')]").click()
+    page.wait.until(lambda _: page.options_shown() == {"mask"} and page.uploaded())
+    assert browser.find_element(By.CSS_SELECTOR, "#task input").get_attribute("value") == "inpaint"
+    page.choose_task("sr_bicubic")
+
+    # what the browser's image input refuses itself, and what the server refuses with its own message
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    page.upload(notes, previewed=False)
+    page.wait.until(lambda _: page.told("Invalid file type: notes.txt"))
+    assert not page.uploaded()
+    truncated = tmp_path / "truncated.png"  # an image by its name and header, cut off: no preview, no decode
+    Image.open(photo).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:-200])
+    page.upload(truncated)
+    page.restore()
+    page.wait.until(lambda _: page.told("truncated.png: not an image this page can read"))  # no server folder
+    wide = tmp_path / "wide.png"  # more pixels than this server takes: counted on the file as sent
+    Image.new("RGB", (400, 300), (90, 120, 40)).save(wide)
+    page.upload(wide)
+    page.restore()
+    page.wait.until(lambda _: page.told("wide.png: 400x300 is more than the 0.1 megapixels"))
+
+    # restore, compare, download; the server is still serving after the refusals
+    see_through = tmp_path / "see_through.png"  # RGBA: gr.Image's own preprocessing would save it anew in RGB
+    rgba = Image.open(photo).convert("RGBA")
+    rgba.putpixel((0, 0), (255, 0, 0, 0))
+    rgba.save(see_through)
+    handled.clear()
+    page.upload(see_through)
+    page.restore()
+    page.wait.until(lambda _: len(page.compared_widths()) == 2)
+    assert page.compared_widths() == [32, 32]  # 8x8 measurement of the 32x32 upload shown enlarged | restored 4x
+    assert handled[0] == see_through.read_bytes()  # the handler read the user's own file, byte for byte
+    assert "PSNR" in page.text("report")
+    link = browser.find_element(By.CSS_SELECTOR, "#download a")
+    with urllib.request.urlopen(link.get_attribute("href")) as response:
+        downloaded = response.read()
+    assert downloaded[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(io.BytesIO(downloaded)).size == (32, 32)
+    assert downloaded == handled[1].restored.read_bytes()
+    browser.find_element(By.ID, "panels").click()  # the three pictures side by side, under the comparison
+    page.wait.until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#measurement img, #pinv img, #restored img')]"
+        ".filter(img => img.complete && img.naturalWidth == 32).length") == 3)
+    browser.save_screenshot(str(tmp_path / "page.png"))
+
+
+@pytest.mark.filterwarnings("ignore:ssd-fast. no tuned preset")
+def test_a_second_persons_small_job_finishes_while_a_large_one_runs(photo, tmp_path, browser, serve):
+    pytest.importorskip("gradio")
+    server, url = serve()
+    large = tmp_path / "large.png"  # 225 tiles of the 32x32 network: 29 forwards a call, 2900 at 100 calls
+    Image.new("RGB", (256, 256), (90, 120, 40)).save(large)
+    first = Page(browser, url)
+    first_window = browser.current_window_handle
+    first.upload(large)
+    first.set_calls(100)
+    first.restore()
+    first.wait.until(lambda d: "network forwards; restoring, about" in d.page_source)  # the estimate, while it runs
+
+    browser.switch_to.new_window("window")  # another person: a page load of its own, a Gradio session of its own
+    second = Page(browser, url)
+    second.upload(photo)
+    second.restore()
+    second.wait.until(lambda _: second.compared_widths() == [32, 32])
+    assert server.ssdiff_queue.jobs() == 1  # done, while the large one is still taken in
+    assert "PSNR" in second.text("report")
+
+    browser.switch_to.window(first_window)
+    assert "network forwards" in browser.page_source and not first.compared_widths()  # still running
+    browser.find_element(By.ID, "cancel").click()
+    first.wait.until(lambda _: "cancelled" in first.text("report"))
+    stopped = time.monotonic() + 10
+    while server.ssdiff_queue.jobs() and time.monotonic() < stopped:  # the job itself stops, not just the page
+        time.sleep(0.05)
+    assert server.ssdiff_queue.jobs() == 0
 
 
 def test_clean_uploads_of_any_size_and_spec_only_options(tiny_ddpm, tmp_path):

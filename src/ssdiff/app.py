@@ -1,11 +1,13 @@
 """``ssdiff app``: restore a photo in the browser, a thin Gradio layer over what ``ssdiff restore`` runs.
 
-The page takes an upload (or a bundled public-domain example), the task and its options, the
+The page takes an image (previewed as it is uploaded, or one of :data:`EXAMPLES`, one per task
+on public-domain pictures), the task and that task's options only (:data:`TASK_OPTIONS`), the
 method, the budget and the seed, and runs :func:`ssdiff.runner.restore_files` on it, the function
-behind ``ssdiff restore``, with a progress bar fed by its network forwards. It shows the
-measurement, ``A+y`` and the restoration, a before/after slider, PSNR/SSIM when the upload was a
-clean image degraded here, and the PNG to download. :func:`restore_upload` is the whole handler
-without Gradio; the page only converts its :class:`AppError` into a message in the page.
+behind ``ssdiff restore``, with a progress bar fed by its network forwards. It shows a large
+before/after slider (the input as a person sees it | the restoration), PSNR/SSIM when the upload was a
+clean image degraded here, the PNG to download, and, folded away, the measurement, ``A+y`` and the
+restoration side by side. :func:`restore_upload` is the whole handler without Gradio; the page
+only converts its :class:`AppError` into a message in the page.
 
 A page shared by several people, so that no request can take the server for itself:
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
 import os
 import re
@@ -42,6 +45,7 @@ from typing import Any
 
 import torch
 
+from .errors import BudgetError
 from .io import InputError, read_image, write_image
 from .metrics import psnr, ssim
 from .operators import OPERATORS, OperatorError, parse_task
@@ -60,6 +64,21 @@ BATCH = 8  # images or tiles per network forward
 AUTO = "auto (ssd, ssd-fast at 10 calls or less)"
 CANCELLED = "**cancelled**: nothing of this restoration is kept"
 TASKS = ["sr_bicubic", "sr_average", "colorization", "deblur_gauss", "deblur_kernel", "inpaint", "denoise"]
+PAGE_OPTIONS = ("scale", "mask", "kernel")  # the operator options the page has a control for (sigma_y: every task's)
+
+
+def task_options(task: str) -> tuple[str, ...]:
+    """The page's options that ``task``'s operator takes (those of :data:`PAGE_OPTIONS` its builder
+    accepts), in the order of :data:`PAGE_OPTIONS`; none for an unknown task."""
+    base, _ = parse_task(task)
+    if base not in OPERATORS:
+        return ()
+    accepted = inspect.signature(OPERATORS[base][0]).parameters
+    return tuple(option for option in PAGE_OPTIONS if option in accepted)
+
+
+# Which option controls the page shows for each task: the table the form's visibility follows
+TASK_OPTIONS = {task: task_options(task) for task in TASKS}
 
 
 class AppError(ValueError):
@@ -116,25 +135,29 @@ def check_upload(path: str | os.PathLike | None, max_pixels: int = MAX_PIXELS, m
     if width * height > max_pixels:
         raise AppError(f"{path.name}: {width}x{height} is more than the {_amount(max_pixels / 1e6)} megapixels this "
                        "page restores; crop or shrink it, or use `ssdiff restore`")
-    try:
+    try:  # decoded in full: a truncated or corrupt file, whose header read, fails here
         return read_image(path)
-    except InputError as error:
-        raise AppError(str(error)) from None
+    except BudgetError as error:
+        raise AppError(str(error).replace(str(path), path.name)) from None
+    except InputError as error:  # named as the user named it: not by the server's folder
+        reason = str(error).removeprefix(f"{path}: ")
+        raise AppError(f"{path.name}: not an image this page can read ({reason})") from None
 
 
 def task_params(task: str, scale: int | None, mask: str | None, kernel: str | None) -> dict[str, Any]:
-    """The operator options the page sets for ``task`` (the others keep their defaults). Masks and
-    kernels are specs only: a file path typed into the page must not open files on the server."""
-    base, _ = parse_task(task)
+    """The operator options the page sets for ``task``: those of its :func:`task_options` (the others
+    keep their defaults, and a control the task does not take is ignored). Masks and kernels are specs
+    only: a file path typed into the page must not open files on the server."""
+    options = task_options(task)
     params: dict[str, Any] = {}
-    if base.startswith("sr_") and scale:
+    if "scale" in options and scale:
         params["scale"] = int(scale)
-    if base == "inpaint" and mask:
+    if "mask" in options and mask:
         if not re.fullmatch(r"center|(random|box):[\d.]+", mask.strip()):
             raise AppError(f"mask {mask!r}: this page takes center, box:F (F of each side missing) or random:F "
                            "(F, the fraction of pixels missing)")
         params["mask"] = mask.strip()
-    if base in ("deblur_kernel", "sr_kernel"):
+    if "kernel" in options:
         if not re.fullmatch(r"(gauss|motion|disk):[\d.,\s-]+", (kernel or "").strip()):
             raise AppError(f"kernel {kernel!r}: this page takes gauss:SIGMA, motion:LENGTH,ANGLE or disk:RADIUS")
         params["kernel"] = kernel.strip()
@@ -523,9 +546,10 @@ def _pictures(spec: TaskSpec, clean: bool, measurement_picture: torch.Tensor, si
     return shown, pinv
 
 
-def example_images(folder: Path) -> list[Path]:
-    """Public-domain examples from scikit-image's data, written once into ``folder``: the astronaut's
-    face framed as ``ssdiff demo`` frames it, the whole portrait, and the coffee cup."""
+def example_images(folder: Path) -> dict[str, Path]:
+    """Public-domain pictures from scikit-image's data, written once into ``folder`` (by name): the
+    astronaut's face framed as ``ssdiff demo`` frames it, and the whole portrait."""
+    from PIL import Image
     from skimage import data
 
     from .demo import astronaut_face
@@ -534,21 +558,47 @@ def example_images(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     makers = {"astronaut_face.png": lambda: astronaut_face(64),
               "astronaut.png": lambda: torch.nn.functional.interpolate(
-                  pil_to_tensor(_pil(data.astronaut()))[None], size=(256, 256), mode="area")[0],
-              "coffee.png": lambda: pil_to_tensor(_pil(data.coffee()).resize((200, 133)))}
-    paths = []
+                  pil_to_tensor(Image.fromarray(data.astronaut()))[None], size=(256, 256), mode="area")[0]}
+    paths = {}
     for name, make in makers.items():
-        path = folder / name
-        if not path.is_file():
-            write_image(make(), path)
-        paths.append(path)
+        paths[name] = folder / name
+        if not paths[name].is_file():
+            write_image(make(), paths[name])
     return paths
 
 
-def _pil(array):
-    from PIL import Image
+# What the option controls hold until the user or an example changes them
+OPTION_DEFAULTS = {"scale": 4, "mask": "center", "kernel": "motion:9,30", "sigma_y": 0.0}
 
-    return Image.fromarray(array)
+
+@dataclass(frozen=True)
+class Example:
+    """One of the page's examples: a task shown off on one of :func:`example_images`' pictures, a
+    clean image degraded here, with the task's own options (of :data:`TASK_OPTIONS`) and sigma_y."""
+
+    label: str
+    picture: str
+    task: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, pictures: dict[str, Path]) -> list[Any]:
+        """Its values for the page's controls, given :func:`example_images`: the picture, clean, the task,
+        then those of :data:`EXAMPLE_CONTROLS` (the defaults where the task has no such option)."""
+        values = {**OPTION_DEFAULTS, **self.options}
+        return [str(pictures[self.picture]), True, self.task, *(values[name] for name in EXAMPLE_CONTROLS)]
+
+
+EXAMPLE_CONTROLS = (*PAGE_OPTIONS, "sigma_y")
+# One per task, each chosen to show it off with the built-in face prior at the page's default budget
+EXAMPLES = (
+    Example("super-resolution x4 (bicubic)", "astronaut_face.png", "sr_bicubic", {"scale": 4}),
+    Example("super-resolution x4 (box average) of a whole portrait", "astronaut.png", "sr_average", {"scale": 4}),
+    Example("colorization", "astronaut_face.png", "colorization"),
+    Example("deblurring a strong Gaussian blur", "astronaut_face.png", "deblur_gauss"),
+    Example("deblurring a motion blur", "astronaut_face.png", "deblur_kernel", {"kernel": "motion:15,45"}),
+    Example("inpainting a box over the face", "astronaut_face.png", "inpaint", {"mask": "center"}),
+    Example("denoising (noise of sigma_y 0.2)", "astronaut_face.png", "denoise", {"sigma_y": 0.2}),
+)
 
 
 # ---- the page ------------------------------------------------------------------------------------------------
@@ -585,7 +635,7 @@ class CancelFlags:
 
 def build_app(prior, examples_dir: Path | None = None, limits: Limits = Limits(), concurrency: int = CONCURRENCY,
               large_work: float = LARGE_WORK):
-    """The Gradio page around :func:`restore_upload` for ``prior``, with examples written into
+    """The Gradio page around :func:`restore_upload` for ``prior``, with :data:`EXAMPLES` written into
     ``examples_dir`` (a private folder, such as one of :func:`workspace`): ``concurrency`` requests
     taken in at once (Gradio's queue holds the rest), at most ``concurrency - 1`` of them large."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -608,6 +658,7 @@ def build_app(prior, examples_dir: Path | None = None, limits: Limits = Limits()
         def report_progress(done: int, total: int) -> None:
             progress(done / max(total, 1), desc=f"{done}/{total} network forwards; {status}")
 
+        upload = (upload or {}).get("path")  # the upload's payload, unpreprocessed: the uploaded file's path
         with running.job(request.session_hash) as cancel:
             try:
                 result = restore_upload(prior, upload, clean=clean, task=task, scale=scale, sigma_y=sigma_y, mask=mask,
@@ -635,6 +686,7 @@ def build_app(prior, examples_dir: Path | None = None, limits: Limits = Limits()
 
     font = ["ui-sans-serif", "system-ui", "sans-serif"]  # system fonts: no web-font download
     theme = gr.themes.Default(font=font, font_mono=["ui-monospace", "monospace"])
+    shown = TASK_OPTIONS[TASKS[0]]
     with gr.Blocks(title="ssdiff", analytics_enabled=False) as page:
         gr.Markdown(f"# ssdiff: zero-shot restoration with a diffusion prior\nPrior: **{prior.name}**. Upload a photo "
                     "(or pick an example), choose the task and the method, and restore. With *the upload is clean*, "
@@ -642,36 +694,68 @@ def build_app(prior, examples_dir: Path | None = None, limits: Limits = Limits()
                     f"{_amount(limits.max_work)} megapixel-calls (the restored image's megapixels x the network "
                     "calls); its estimated time shows when it starts.")
         with gr.Row():
-            with gr.Column():
-                # any file: what is not an image gets this page's own message (restore_upload), not a silent refusal
-                upload = gr.File(label="image", type="filepath", elem_id="upload")
+            with gr.Column(scale=2):
+                # the handler gets the file as sent (see the Restore event): its own message for what is no image
+                upload = gr.Image(label="image", type="filepath", sources=["upload", "clipboard"], height=260,
+                                  elem_id="upload")
                 clean = gr.Checkbox(value=True, label="the upload is clean: degrade it first (and score the result)",
                                     elem_id="clean")
-                task = gr.Dropdown(TASKS, value="sr_bicubic", label="task", elem_id="task")
-                scale = gr.Dropdown([2, 4, 8], value=4, label="SR scale", elem_id="scale")
-                sigma_y = gr.Slider(0, 0.2, value=0, step=0.01, label="measurement noise sigma_y ([-1, 1] units)")
-                mask = gr.Textbox(value="center", label="inpainting mask: center, box:F or random:F")
-                kernel = gr.Textbox(value="motion:9,30", label="deblur_kernel: gauss:S, motion:L,A or disk:R")
+                task = gr.Dropdown(TASKS, value=TASKS[0], label="task", elem_id="task")
+                # each task's own options only (TASK_OPTIONS), shown as the task changes
+                controls = {
+                    "scale": gr.Dropdown([2, 4, 8], value=OPTION_DEFAULTS["scale"], label="SR scale", elem_id="scale",
+                                         visible="scale" in shown),
+                    "mask": gr.Textbox(value=OPTION_DEFAULTS["mask"], label="inpainting mask: center, box:F or random:F",
+                                       elem_id="mask", visible="mask" in shown),
+                    "kernel": gr.Textbox(value=OPTION_DEFAULTS["kernel"], label="blur kernel: gauss:S, motion:L,A or disk:R",
+                                         elem_id="kernel", visible="kernel" in shown),
+                    "sigma_y": gr.Slider(0, 0.2, value=OPTION_DEFAULTS["sigma_y"], step=0.01, elem_id="sigma_y",
+                                         label="measurement noise sigma_y ([-1, 1] units)"),
+                }
                 method = gr.Dropdown([AUTO, *METHODS], value=AUTO, label="method", elem_id="method")
                 nfe = gr.Slider(2, 100, value=10, step=1, label="network calls (NFE)", elem_id="nfe")
                 seed = gr.Number(value=0, precision=0, label="seed")
                 with gr.Row():
                     go = gr.Button("Restore", variant="primary", elem_id="restore")
                     stop = gr.Button("Cancel", elem_id="cancel")
-            with gr.Column():
-                with gr.Row():
-                    measurement = gr.Image(label="input (enlarged bicubically)", type="filepath", elem_id="measurement")
-                    pinv = gr.Image(label="A+y", type="filepath", elem_id="pinv")
-                    restored = gr.Image(label="restored", type="filepath", elem_id="restored")
-                slider = gr.ImageSlider(label="input | restored", type="filepath")
+                if examples_dir is not None:  # each fills in the upload, the task and its options
+                    pictures = example_images(examples_dir)
+                    gr.Examples([example.row(pictures) for example in EXAMPLES],
+                                inputs=[upload, clean, task, *(controls[name] for name in EXAMPLE_CONTROLS)],
+                                example_labels=[example.label for example in EXAMPLES], label="examples, one per task",
+                                elem_id="examples")
+            with gr.Column(scale=3):
+                # the comparison a person judges by: the input as they see it (enlarged bicubically) and the result
+                slider = gr.ImageSlider(label="input | restored (drag to compare)", type="filepath", height=560,
+                                        max_height=560, interactive=False, elem_id="slider")
                 report = gr.Markdown(elem_id="report")
-                download = gr.File(label="download the PNG", elem_id="download")
-        if examples_dir is not None:
-            gr.Examples([[str(p)] for p in example_images(examples_dir)], inputs=[upload], label="examples")
+                download = gr.File(label="download the PNG", interactive=False, height=110, elem_id="download")
+                with gr.Accordion("the measurement, A+y and the restoration side by side", open=False,
+                                  elem_id="panels"), gr.Row():
+                    shown_as = {"type": "filepath", "interactive": False, "height": 240, "buttons": ["download", "fullscreen"]}
+                    measurement = gr.Image(label="input (enlarged)", elem_id="measurement", **shown_as)
+                    pinv = gr.Image(label="A+y", elem_id="pinv", **shown_as)
+                    restored = gr.Image(label="restored", elem_id="restored", **shown_as)
+
+        def show_options(chosen: str) -> list:
+            return [gr.update(visible=option in TASK_OPTIONS.get(chosen, ())) for option in PAGE_OPTIONS]
+
+        # .change, not .input: an example that sets the task shows its options too
+        task.change(show_options, task, [controls[option] for option in PAGE_OPTIONS], queue=False,
+                    show_progress="hidden")
         # No Gradio-level lane: its queue is one line per event, and whether a request is large is
         # known only inside the handler, so JobQueue orders the requests that Gradio lets in.
-        restoring = go.click(run, [upload, clean, task, scale, sigma_y, mask, kernel, method, nfe, seed],
-                             [measurement, pinv, restored, slider, report, download], concurrency_limit=concurrency)
+        # Unpreprocessed (restore_upload converts and checks every value itself), so that the handler gets
+        # the uploaded file as the user sent it, which Gradio's upload route stores unchanged: gr.Image's
+        # preprocessing would open it with Pillow first (a file that is no image getting Gradio's error,
+        # which names the server's folder, instead of check_upload's) and save an image of another mode
+        # anew in RGB (an RGBA PNG's transparent pixels in their colour, where ssdiff.io puts white). So
+        # check_upload counts the user's own pixels and bytes. Gradio still checks that the file is one
+        # uploaded to it.
+        restoring = go.click(run, [upload, clean, task, *(controls[name] for name in ("scale", "sigma_y", "mask", "kernel")),
+                                   method, nfe, seed],
+                             [measurement, pinv, restored, slider, report, download], concurrency_limit=concurrency,
+                             preprocess=False)
         # `cancels` drops a request still waiting in Gradio's queue; a running one (a thread, which
         # Gradio lets finish) stops at its next network forward through its flag
         stop.click(cancel, None, report, cancels=[restoring], queue=False)
@@ -680,8 +764,12 @@ def build_app(prior, examples_dir: Path | None = None, limits: Limits = Limits()
     return page
 
 
+# The folded-away pictures fill their boxes, as the slider's do (gr.Image shows a small image at its own size)
+CSS = "#panels img { width: 100%; height: 100%; object-fit: contain; }"
+
+
 def launch(page, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
     """Serve the page on ``host:port`` (local only by default), without telemetry."""
     return page.launch(server_name=host, server_port=port, max_file_size=MAX_BYTES, prevent_thread_lock=not block,
-                       quiet=True, theme=page.ssdiff_theme, footer_links=[], share=False, show_error=True,
+                       quiet=True, theme=page.ssdiff_theme, css=CSS, footer_links=[], share=False, show_error=True,
                        ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False)
