@@ -113,6 +113,8 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spacing", help="SSD/DDNM generation time steps: uniform (the paper's), trailing, quadratic, logsnr, "
                    "diffpir (the DiffPIR authors' quad, DiffPIR's default)")
     p.add_argument("--inversion", help="SSD's Embryo: da (default), sdedit, edict (exact inversion)")
+    p.add_argument("--start", help="what SSD inverts: pinv (A+y, the paper's), mean-colour (A+y with what the "
+                   "measurement does not see filled with the prior's mean colour; ssd-fast's presets pick it where it wins)")
     p.add_argument("--preset", help="ssd-fast: a preset file written by `ssdiff tune` (default: the presets that ship "
                    "for the built-in prior)")
     p.add_argument("--reuse-encoder", type=POSITIVE_INT, metavar="K", help="run the network's encoder only every K calls and "
@@ -124,7 +126,8 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
 
 def solver_params(args: argparse.Namespace) -> dict:
     values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "stop_consistency_t": args.stop_t,
-              "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion, "preset": args.preset,
+              "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion, "start": args.start,
+              "preset": args.preset,
               "reuse_encoder": args.reuse_encoder}
     return {k: v for k, v in values.items() if v is not None}
 

@@ -36,6 +36,7 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "eta": [0.0, 0.2, 0.4, 0.8],
     "inversion_calls": [0, 1, 2, 3],
     "ddim_eta": [0.0, 0.3, 0.6, 0.8],  # fresh noise of the ddim sampler (the others ignore it)
+    "start": ["pinv", "mean-colour"],  # what the inversion starts from (solvers/starts.py)
 }
 SWD_WEIGHT = 0.15
 
@@ -70,6 +71,8 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
     Configurations that cannot spend the budget (more inversion calls than it allows) are skipped.
     """
     space = space or SEARCH_SPACE
+    if getattr(prior, "mean_colour", None) is None and "start" in space:  # a prior without one cannot start from it
+        space = {**space, "start": [s for s in space["start"] if s != "mean-colour"] or ["pinv"]}
     best = {**task_defaults, **UNTUNED, **(start or {})}
     best = {k: best[k] for k in space if k in best}
     cache: dict[str, dict[str, float]] = {}
@@ -139,13 +142,14 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
               source: str, **search: Any) -> list[dict[str, Any]]:
     """Tune ``operator`` at each budget and merge each winner into the preset file ``out`` as soon as
     it is found, so that an interrupted run keeps what it finished; every configuration scored goes
-    to ``out.log.jsonl`` as it is scored. A budget starts from the preset of the nearest smaller one
-    already in the file. ``search`` are :func:`tune`'s options; ``source`` names the images."""
+    to ``out.log.jsonl`` as it is scored. A budget starts from its own preset when the file has one
+    (a re-tune), else from that of the nearest smaller budget already in the file. ``search`` are :func:`tune`'s options; ``source`` names the images."""
     log, entries = out.with_suffix(".log.jsonl"), []
     for nfe in budgets:
         tuned = (read_presets(out)["presets"] if out.exists() else {}).get(operator.name, {})
         smaller = max((int(b) for b in tuned if int(b) < nfe), default=None)
-        start = tuned[str(smaller)]["config"] if smaller else None
+        # a re-tune starts from the budget's own preset (it can only raise its score), else the nearest smaller one's
+        start = tuned[str(nfe)]["config"] if str(nfe) in tuned else tuned[str(smaller)]["config"] if smaller else None
         with open(log, "a") as handle:
 
             def record(entry: dict, nfe: int = nfe) -> None:

@@ -35,6 +35,8 @@ class KnownModel:
     num_params: int | None = None
     aliases: tuple[str, ...] = field(default_factory=tuple)
     face_template: FaceTemplate | None = None  # face priors: how their training faces are framed
+    # the mean colour (R, G, B in [-1, 1]) of the images it was trained on, for start="mean-colour"
+    mean_colour: tuple[float, float, float] | None = None
 
 
 OPENAI_256_UNCOND = KnownModel(
@@ -54,6 +56,8 @@ OPENAI_256_UNCOND = KnownModel(
     url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
     num_params=552_814_086,
     aliases=("256x256_diffusion_uncond", "imagenet256"),
+    # ImageNet's per-channel mean (0.485, 0.456, 0.406), as torchvision documents it, mapped to [-1, 1]
+    mean_colour=(-0.030, -0.088, -0.188),
 )
 
 SDEDIT_CELEBA_HQ_256 = KnownModel(
@@ -96,6 +100,8 @@ CELEBA64 = KnownModel(
     aliases=("builtin", "default"),
     # measured on training faces 000001..001500 by benchmarks/face_template.py (its output: face_template.txt)
     face_template=FaceTemplate(size=64, center=(32.0, 37.5), width=37.7),
+    # measured on its training faces 000001..008000 by benchmarks/mean_colour.py (mean_colour.txt)
+    mean_colour=(0.0163, -0.1552, -0.2460),
 )
 
 KNOWN_MODELS: dict[str, KnownModel] = {p.name: p for p in (CELEBA64, OPENAI_256_UNCOND, SDEDIT_CELEBA_HQ_256)}

@@ -282,9 +282,11 @@ def load_model(source: str | os.PathLike = "celeba64", device: str | torch.devic
     out_channels, in_channels = cfg.out_channels, cfg.in_channels
     image_size = info["config"].get("image_size") or cfg.sample_size
     info.update(source=str(path), num_params=sum(p.numel() for p in network.parameters()))
+    known = find_known_model(info.get("known_model") or "")  # also a file recognised as a known model's
     prior = DiffusionPrior(network=network, image_size=image_size, schedule=schedule,
                            eps_channels=min(in_channels, out_channels),
-                           name=info.get("known_model") or Path(str(path)).name, info=info, autocast=autocast)
+                           name=info.get("known_model") or Path(str(path)).name, info=info, autocast=autocast,
+                           mean_colour=known.mean_colour if known else None)
     prior.use_channels_last(device.type == "cpu" if channels_last is None else channels_last)
     return prior.compile() if compile else prior
 

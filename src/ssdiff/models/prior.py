@@ -39,6 +39,7 @@ class DiffusionPrior:
     eps_channels: int = 3
     name: str = "unnamed"
     info: dict[str, Any] = field(default_factory=dict)
+    mean_colour: tuple[float, ...] | None = None  # of its training images, one value per channel in [-1, 1]
     tiling: bool = True  # images larger than the training resolution are processed in tiles
     max_batch: int | None = 16  # images or tiles per network forward (None: all at once)
     channels_last: bool = False  # the network's memory layout (see use_channels_last)

@@ -29,8 +29,9 @@ UNTUNED: dict[str, Any] = {"sampler": "dpm-solver++", "spacing": "logsnr", "inve
 
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
-    """The configuration without knobs its sampler ignores (so that equal runs are scored once)."""
-    return {k: v for k, v in config.items() if not (k == "ddim_eta" and config.get("sampler", "ddim") != "ddim")}
+    """The configuration without knobs its sampler ignores, nor the default start (so that equal runs are scored once)."""
+    return {k: v for k, v in config.items()
+            if not (k == "ddim_eta" and config.get("sampler", "ddim") != "ddim") and not (k == "start" and v == "pinv")}
 
 
 def config_to_hparams(config: dict[str, Any], nfe: int) -> dict[str, Any]:

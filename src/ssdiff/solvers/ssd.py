@@ -28,6 +28,7 @@ from .consistency import back_projection as projection_rule  # ssd()'s back_proj
 from .edict import DEFAULT_MIX
 from .inversions import inversion_spec
 from .samplers import MULTISTEP, check_order, sampler_spec
+from .starts import start_function
 
 PAPER_DDIM_ETA = 0.8  # the fresh noise of SSD's DDIM generation in the released code
 
@@ -83,7 +84,7 @@ class SSDSchedule:
 
 
 def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 30, t0: int = 550, eta: float = 0.4,
-        seed: int | None = 0, inversion: str = "da", sampler: str = "ddim", spacing: str = "uniform",
+        seed: int | None = 0, start: str = "pinv", inversion: str = "da", sampler: str = "ddim", spacing: str = "uniform",
         ddim_eta: float | None = None, order: int | None = None, edict_p: float | None = None,
         stop_consistency_t: int | None = None, back_projection: bool = True, sigma_y: float = 0.0,
         forward_steps: int | None = None, backward_steps: int | None = None, align_steps: bool = False,
@@ -91,7 +92,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     """Restore ``x`` from ``y = A x`` with SSD (``stop_consistency_t`` None) or SSD+ (e.g. 200).
 
     The composition: ``inversion`` (``da`` with noise ``eta``, 0 being DDIM inversion; ``sdedit``;
-    ``edict``) from ``A^+ y`` to ``t0``, then ``sampler`` over generation steps placed by ``spacing``
+    ``edict``) from ``start`` (:data:`~.starts.STARTS`: ``A^+ y``, or its null space filled with the
+    prior's mean colour) to ``t0``, then ``sampler`` over generation steps placed by ``spacing``
     (:data:`~ssdiff.schedule.SPACINGS`), correcting every x0 estimate by back-projection (none with
     ``back_projection=False``, an ablation), noise-aware for a measurement with Gaussian noise of std
     ``sigma_y`` (in [-1, 1] units), so that the noise of ``y`` is not copied into x.
@@ -101,7 +103,7 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     generation steps onto the inversion's (what attention injection needs); ``callback(phase,
     index, t, x)`` is called before every network evaluation.
     """
-    inverting, generating = inversion_spec(inversion), sampler_spec(sampler)
+    starting, inverting, generating = start_function(start), inversion_spec(inversion), sampler_spec(sampler)
     if edict_p is not None and "edict" not in (inversion, sampler):
         raise ValueError("edict_p applies to the edict inversion and sampler only")
     sampler_options = _component_options(sampler, ddim_eta=ddim_eta, order=order, edict_p=edict_p if sampler == "edict" else None)
@@ -119,10 +121,10 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     noise = NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
     inversion_options = {"da": {"eta": eta}, "edict": {"p": DEFAULT_MIX if edict_p is None else edict_p}}.get(inversion, {})
-    embryo = inverting.function(counter, operator.A_pinv(y).float(), plan.forward, noise, callback, **inversion_options)
+    embryo = inverting.function(counter, starting(prior, operator, y).float(), plan.forward, noise, callback, **inversion_options)
     consistency = FirstSteps(projection_rule(operator, y, sigma_y), plan.projected) if back_projection else UNCONSTRAINED
     x = generating.function(counter, embryo, plan.backward, consistency, noise, callback, **sampler_options)
-    extras = {"t0": t0, "eta": eta, "inversion": inversion, "sampler": sampler, "spacing": spacing,
+    extras = {"t0": t0, "eta": eta, "start": start, "inversion": inversion, "sampler": sampler, "spacing": spacing,
               "ddim_eta": sampler_options.get("eta"),
               "forward_steps": plan.forward, "backward_steps": plan.backward, "projected_steps": plan.projected,
               "sigma_y": sigma_y}
