@@ -31,7 +31,7 @@ import ssdiff
 from ssdiff.faces import face_template, plan_face, restore_face
 from ssdiff.figures import Panel, render
 from ssdiff.io import collect_images, read_image, write_bytes, write_image
-from ssdiff.metrics import psnr, ssim
+from ssdiff.metrics import colourfulness, psnr, ssim
 from ssdiff.operators import Inpainting, parse_task
 from ssdiff.pipeline import bicubic_upsample, display_measurement, interpolate_missing
 
@@ -99,7 +99,8 @@ def main() -> None:
                         restored, calls, seconds = restore_photo(prior, operator, y, way, method, nfe, path.name)
                         row = {"photo": key[0], "task": key[1], "method": key[2], "way": way, "size": [height, width],
                                "psnr": psnr(restored[0], truth), "ssim": ssim(restored[0], truth), "calls": calls,
-                               "seconds": seconds, "consistency": float((operator.A(restored) - y).abs().mean())}
+                               "seconds": seconds, "consistency": float((operator.A(restored) - y).abs().mean()),
+                               "colourfulness": colourfulness(restored[0]), "truth_colourfulness": colourfulness(truth)}
                         picture.parent.mkdir(exist_ok=True)
                         write_image(restored[0], picture)
                         with open(results_file, "a") as handle:
@@ -132,15 +133,20 @@ def report(rows: list[dict]) -> None:
         mine = [r for r in rows if r["task"] == task]
         baseline = {r["photo"]: r for r in mine if r["way"] == "baseline"}
         print(f"\n{task} ({len(baseline)} photos)\n")
-        print("| restoration | PSNR | SSIM | photos above the baseline (PSNR) | network calls | s / photo |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        # colourfulness (Hasler and Suesstrunk) of the results against the truths', where the rows have it
+        colour = all("colourfulness" in r for r in mine)
+        print("| restoration | PSNR | SSIM | photos above the baseline (PSNR) | network calls | s / photo |"
+              + (" colourfulness / truth's |" if colour else ""))
+        print("| --- | --- | --- | --- | --- | --- |" + (" --- |" if colour else ""))
         for (method, way) in sorted({(r["method"], r["way"]) for r in mine}, key=lambda k: (k[1] != "baseline", k)):
             group = [r for r in mine if (r["method"], r["way"]) == (method, way)]
             wins = sum(r["psnr"] > baseline[r["photo"]]["psnr"] for r in group if r["photo"] in baseline)
             name = "baseline" if way == "baseline" else f"{method}, {way}"
             print(f"| {name} | {np.mean([r['psnr'] for r in group]):.2f} | {np.mean([r['ssim'] for r in group]):.3f} | "
                   f"{wins if way != 'baseline' else '-'} / {len(group)} | {np.mean([r['calls'] for r in group]):.0f} | "
-                  f"{np.mean([r['seconds'] for r in group]):.1f} |")
+                  f"{np.mean([r['seconds'] for r in group]):.1f} |" + (
+                      f" {np.mean([r['colourfulness'] for r in group]) / np.mean([r['truth_colourfulness'] for r in group]):.0%} |"
+                      if colour else ""))
 
 
 if __name__ == "__main__":

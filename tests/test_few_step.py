@@ -226,3 +226,80 @@ def test_tasks_with_a_users_kernel_borrow_the_papers_task_of_their_kind():
     assert origin == "tuned for sr_bicubic_x4 at 6 NFEs"  # the nearest tuned factor of bicubic SR
     with pytest.warns(UserWarning, match="no tuned preset"):
         assert find_preset(presets, "celeba64", "cs_walsh_hadamard", 10)[1] == "untuned"
+
+
+def test_explicit_time_steps_and_per_step_noise_equal_their_named_forms():
+    from ssdiff.schedule import spaced_steps
+
+    op = get_operator("sr_bicubic", image_size=(16, 16), scale=2)
+    g = torch.Generator().manual_seed(1)
+    y = op.A((0.3 * torch.randn(1, 3, 16, 16, generator=g)).clamp(-1, 1))
+    steps = spaced_steps("logsnr", 549, 8)
+    named = restore(GaussianPrior(), op, y, method="ssd", nfe=10, t0=550, spacing="logsnr", ddim_eta=0.3,
+                    forward_steps=2, backward_steps=8, seed=4)
+    listed = restore(GaussianPrior(), op, y, method="ssd", nfe=10, t0=550, spacing=steps, ddim_eta=[0.3] * 8,
+                     forward_steps=2, backward_steps=8, seed=4)
+    assert torch.equal(named.image, listed.image) and listed.nfe == named.nfe == 9
+    moved = restore(GaussianPrior(), op, y, method="ssd", nfe=10, t0=550, spacing=steps, ddim_eta=[1.0] + [0.3] * 7,
+                    forward_steps=2, backward_steps=8, seed=4)
+    assert not torch.equal(moved.image, named.image)  # each step's noise is its own
+    for bad in ([*steps[:-1], 500], steps[:-1], [steps[1], steps[0], *steps[2:]]):
+        with pytest.raises(ValueError, match="explicit time steps"):
+            spaced_steps(bad, 549, 8)
+    with pytest.raises(ValueError, match="one per step"):
+        restore(GaussianPrior(), op, y, method="ssd", nfe=10, t0=550, spacing=steps, ddim_eta=[0.3] * 3,
+                forward_steps=2, backward_steps=8)
+
+
+def test_the_step_search_moves_single_steps_and_noises_and_ssd_fast_runs_its_preset(monkeypatch):
+    import ssdiff.tune as tune_module
+
+    # a landscape that rewards a late first step and noise at the first (noisiest) step only
+    def fake_evaluate(prior, operator, truths, config, nfe, *args):
+        spacing, etas = config["spacing"], config["ddim_eta"]
+        psnr = 20.0
+        if isinstance(spacing, list):
+            psnr += spacing[0] / 100 + (etas[0] == 1.0) - sum(etas[1:])
+        return {"psnr": psnr, "swd": 0.0, "score": psnr, "calls": nfe}
+
+    monkeypatch.setattr(tune_module, "evaluate", fake_evaluate)
+    start = {"sampler": "ddim", "spacing": "trailing", "t0": 550, "eta": 0.4, "inversion_calls": 1, "ddim_eta": 0.3}
+    entry = tune_module.tune(GaussianPrior(), get_operator("colorization"), torch.zeros(1, 3, 8, 8), 6,
+                             task_defaults={}, space={k: [v] for k, v in start.items()}, rounds=3, progress=False,
+                             start=start, steps=True)
+    config = entry["config"]
+    assert len(config["spacing"]) == 5 and config["spacing"][-1] == 549 and config["spacing"][0] > 109  # trailing's first: 109
+    assert config["ddim_eta"] == [1.0, 0.0, 0.0, 0.0, 0.3]  # the last step, to the clean image, takes no noise: not moved
+    assert entry["search"]["step_search_evaluations"] > 0
+    g = torch.Generator().manual_seed(2)
+    op = get_operator("colorization", image_size=(8, 8))
+    result = restore(GaussianPrior(), op, op.A(torch.randn(1, 3, 8, 8, generator=g).clamp(-1, 1)), method="ssd-fast",
+                     nfe=6, preset={"prior": "unnamed", "presets": {"colorization": {"6": entry}}})
+    assert result.nfe == 6 and result.extras["backward_steps"] == config["spacing"]
+
+
+def test_a_rerun_tune_replays_its_log_instead_of_scoring_again(tmp_path, monkeypatch):
+    import ssdiff.tune as tune_module
+
+    calls = []
+
+    def fake_evaluate(prior, operator, truths, config, nfe, *args):
+        calls.append(config)
+        psnr = 20.0 + config["t0"] / 1000 - config.get("eta", 0)
+        return {"psnr": psnr, "swd": 1.0, "score": psnr - 0.15, "calls": nfe * len(truths)}
+
+    monkeypatch.setattr(tune_module, "evaluate", fake_evaluate)
+    space = {"t0": [350, 550, 750], "eta": [0.0, 0.4]}
+    out, op, truths = tmp_path / "presets.json", get_operator("colorization"), torch.zeros(2, 3, 8, 8)
+    prior = GaussianPrior()
+    prior.name = "gaussian"
+    first = tune_module.tune_into(out, prior, op, truths, [6], source="faces", space=space, progress=False)
+    scored = len(calls)
+    assert scored > 0 and first[0]["config"]["t0"] == 750
+    out.unlink()  # as if the run had stopped before writing its preset
+    calls.clear()
+    again = tune_module.tune_into(out, prior, op, truths, [6], source="faces", space=space, progress=False)
+    assert calls == [] and again[0]["config"] == first[0]["config"] and again[0]["psnr"] == first[0]["psnr"]
+    assert again[0]["search"]["network_calls"] == first[0]["search"]["network_calls"]  # what the whole search cost
+    tune_module.tune_into(out, prior, op, truths, [6], source="other faces", space=space, progress=False)
+    assert len(calls) > 0  # other images: nothing to replay

@@ -7,8 +7,10 @@ Time steps are always integers of that 1000-step schedule.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -109,7 +111,15 @@ def _strictly_increasing(steps: list[int]) -> list[int]:
     return out
 
 
-def spaced_steps(spacing: str, t_end: int, count: int, schedule: NoiseSchedule = DEFAULT_SCHEDULE) -> list[int]:
+def explicit_steps(steps, t_end: int, count: int) -> list[int]:
+    """``steps`` given one by one, checked: ``count`` ascending integers in [0, t_end], the last ``t_end``."""
+    steps = [int(t) for t in steps]
+    if len(steps) != count or steps[-1] != t_end or steps[0] < 0 or any(a >= b for a, b in pairwise(steps)):
+        raise ValueError(f"explicit time steps must be {count} ascending integers from 0 up, ending at {t_end}; got {steps}")
+    return steps
+
+
+def spaced_steps(spacing: str | Sequence[int], t_end: int, count: int, schedule: NoiseSchedule = DEFAULT_SCHEDULE) -> list[int]:
     """``count`` ascending generation steps ending at ``t_end``, under one of :data:`SPACINGS`.
 
     ``uniform`` is the released SSD spacing (``uniform_steps``: both ends hit, so the last call is
@@ -119,8 +129,11 @@ def spaced_steps(spacing: str, t_end: int, count: int, schedule: NoiseSchedule =
     ``trailing`` is linear in t, ``quadratic`` is ``t_end u^2`` (denser near the clean end, as
     DDIM's ``quad``), ``logsnr`` is uniform in ``lambda = log(sqrt(a) / sigma)`` between
     ``lambda(t_end)`` and ``lambda(0)`` (DPM-Solver's choice, Lu et al. 2022, Sec. 3.3).
-    ``diffpir`` is the DiffPIR authors' ``quad`` (:func:`diffpir_steps`).
+    ``diffpir`` is the DiffPIR authors' ``quad`` (:func:`diffpir_steps`). A list instead of a name
+    gives the steps themselves (:func:`explicit_steps`; ``ssdiff tune``'s step search writes them).
     """
+    if not isinstance(spacing, str):
+        return explicit_steps(spacing, t_end, count)
     if spacing not in SPACINGS:
         raise ValueError(f"unknown time-step spacing {spacing!r}; choose from: {', '.join(SPACINGS)}")
     if count < 1:

@@ -23,10 +23,12 @@ from tqdm.auto import tqdm
 from .io import write_bytes
 from .metrics import mean_psnr, swd
 from .operators import LinearOperator
+from .schedule import spaced_steps
 from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
 from .solvers.fast import UNTUNED, config_to_hparams, normalize, read_presets
 from .solvers.samplers import MULTISTEP
+from .solvers.ssd import PAPER_DDIM_ETA
 
 # The knobs and the values the search visits; ``inversion_calls`` 0 is an SDEdit start (A+y noised).
 SEARCH_SPACE: dict[str, list[Any]] = {
@@ -61,6 +63,7 @@ def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, co
 def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: int, *, task_defaults: dict[str, Any],
          space: dict[str, list[Any]] | None = None, rounds: int = 2, seed: int = 0, batch_size: int = 16,
          swd_weight: float = SWD_WEIGHT, progress: bool = True, start: dict[str, Any] | None = None,
+         steps: bool = False, scored: dict[str, dict[str, float]] | None = None,
          log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Coordinate descent over ``space`` from ``start`` (default: the untuned configuration); returns the preset entry.
 
@@ -69,13 +72,20 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
     each of its ``ddim_eta`` values: that knob means nothing to the other samplers, so from one of
     them a single ``ddim`` candidate would be judged at whatever ``ddim_eta`` was left over.
     Configurations that cannot spend the budget (more inversion calls than it allows) are skipped.
+
+    With ``steps``, the winner's steps are then searched one by one (:func:`step_moves`, AutoDiffusion's
+    idea under the same score): each generation time step, and for ``ddim`` each step's fresh noise.
+    ``scored`` holds configurations scored before (a resumed run replays them without network calls).
     """
     space = space or SEARCH_SPACE
     if getattr(prior, "mean_colour", None) is None and "start" in space:  # a prior without one cannot start from it
         space = {**space, "start": [s for s in space["start"] if s != "mean-colour"] or ["pinv"]}
     best = {**task_defaults, **UNTUNED, **(start or {})}
-    best = {k: best[k] for k in space if k in best}
-    cache: dict[str, dict[str, float]] = {}
+    if isinstance(best.get("spacing", ""), str):
+        best = {k: best[k] for k in space if k in best}
+    else:  # a preset found by a step search: its family is searched no more
+        space = {}
+    cache: dict[str, dict[str, float]] = dict(scored or {})
     started = time.perf_counter()
 
     def score(config: dict[str, Any]) -> dict[str, float] | None:
@@ -91,32 +101,91 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
                 log({"config": config, **cache[key]})
         return cache[key]
 
-    def candidates(knob: str) -> list[dict[str, Any]]:
-        found = []
-        for value in space[knob]:
-            if knob == "sampler" and value == "ddim" and "ddim_eta" in space:
-                found += [{**best, knob: value, "ddim_eta": ddim_eta} for ddim_eta in space["ddim_eta"]]
-            else:
-                found.append({**best, knob: value})
-        return found
+    def knob_move(knob: str) -> Move:
+        def candidates(config: dict[str, Any]) -> list[dict[str, Any]]:
+            found = []
+            for value in space[knob]:
+                if knob == "sampler" and value == "ddim" and "ddim_eta" in space:
+                    found += [{**config, knob: value, "ddim_eta": ddim_eta} for ddim_eta in space["ddim_eta"]]
+                else:
+                    found.append({**config, knob: value})
+            return found
 
-    current = score(best)
-    bar = tqdm(total=rounds * len(space), desc=f"tune {operator.name}@{nfe}", unit="knob", disable=not progress)
-    for _ in range(rounds):
-        changed = False
-        for knob in space:
-            for candidate in candidates(knob):
-                result = score(candidate)
-                if result is not None and result["score"] > current["score"] + 1e-9:
-                    best, current, changed = candidate, result, True
-            bar.update(1)  # a knob is done when all its candidates are scored
-        if not changed:
-            break
-    bar.close()
+        return candidates
+
+    def descend(config: dict[str, Any], moves: list[Move], rounds: int, what: str) -> tuple[dict[str, Any], dict]:
+        current = score(config)
+        bar = tqdm(total=rounds * len(moves), desc=f"tune {operator.name}@{nfe} {what}", unit="move",
+                   disable=not progress or not moves)
+        for _ in range(rounds):
+            changed = False
+            for move in moves:
+                for candidate in move(config):
+                    result = score(candidate)
+                    if result is not None and result["score"] > current["score"] + 1e-9:
+                        config, current, changed = candidate, result, True
+                bar.update(1)  # a move is done when all its candidates are scored
+            if not changed:
+                break
+        bar.close()
+        return config, current
+
+    best, current = descend(best, [knob_move(knob) for knob in space], rounds, "families")
+    families = len(cache)
+    if steps:
+        best = explicit_config(best, nfe)
+        best, current = descend(best, step_moves(best, nfe), rounds, "steps")
     return {"config": normalize(best), "psnr": current["psnr"], "swd": current["swd"], "score": current["score"],
             "search": {"evaluations": len(cache), "network_calls": int(sum(r["calls"] for r in cache.values())),
                        "minutes": round((time.perf_counter() - started) / 60, 2), "images": len(truths),
-                       "swd_weight": swd_weight, "rounds": rounds}}
+                       "swd_weight": swd_weight, "rounds": rounds,
+                       **({"step_search_evaluations": len(cache) - families} if steps else {})}}
+
+
+Move = Callable[[dict[str, Any]], list[dict[str, Any]]]  # a configuration -> its neighbours along one direction
+
+# A step search changes the generation time steps (written as the spacing, a list) and, for ddim,
+# each step's fresh noise: the values one step's noise may take
+STEP_ETAS = (0.0, 0.3, 0.6, 0.8, 1.0)
+STEP_FRACTIONS = (0.25, 0.5, 0.75)  # where a moved time step may go between its neighbours
+
+
+def explicit_config(config: dict[str, Any], nfe: int) -> dict[str, Any]:
+    """``config`` with its generation time steps (and ddim's noise) written out one per step."""
+    hparams = config_to_hparams(config, nfe)
+    steps = spaced_steps(hparams.get("spacing", "uniform"), config["t0"] - 1, hparams["backward_steps"])
+    explicit = {**config, "spacing": steps}
+    if config.get("sampler", "ddim") == "ddim":
+        eta = config.get("ddim_eta", PAPER_DDIM_ETA)
+        explicit["ddim_eta"] = [float(e) for e in eta] if isinstance(eta, list) else [float(eta)] * len(steps)
+    return explicit
+
+
+def step_moves(config: dict[str, Any], nfe: int) -> list[Move]:
+    """The step search's moves for an explicit configuration: step ``i`` (all but the last, which is
+    ``t0 - 1``) to :data:`STEP_FRACTIONS` of the way between its neighbours (the clean end, -1, below
+    the first), and for ddim the noise of each step but the last to :data:`STEP_ETAS`."""
+    count = len(config["spacing"])
+
+    def time_step(i: int) -> Move:
+        def candidates(config: dict[str, Any]) -> list[dict[str, Any]]:
+            steps = config["spacing"]
+            low, high = steps[i - 1] if i else -1, steps[i + 1]
+            moved = sorted({low + max(1, round(f * (high - low))) for f in STEP_FRACTIONS} - {steps[i], high})
+            return [{**config, "spacing": [*steps[:i], t, *steps[i + 1:]]} for t in moved if low < t < high]
+
+        return candidates
+
+    def noise(i: int) -> Move:
+        def candidates(config: dict[str, Any]) -> list[dict[str, Any]]:
+            etas = config["ddim_eta"]
+            return [{**config, "ddim_eta": [*etas[:i], e, *etas[i + 1:]]} for e in STEP_ETAS if e != etas[i]]
+
+        return candidates
+
+    moves = [time_step(i) for i in range(count - 1)]
+    # the last step lands on the clean image, where no noise is added whatever its eta
+    return moves + ([noise(i) for i in range(count - 1)] if isinstance(config.get("ddim_eta"), list) else [])
 
 
 def merge_preset(path: Path, prior_name: str, task: str, nfe: int, entry: dict[str, Any]) -> dict[str, Any]:
@@ -142,23 +211,45 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
               source: str, **search: Any) -> list[dict[str, Any]]:
     """Tune ``operator`` at each budget and merge each winner into the preset file ``out`` as soon as
     it is found, so that an interrupted run keeps what it finished; every configuration scored goes
-    to ``out.log.jsonl`` as it is scored. A budget starts from its own preset when the file has one
-    (a re-tune), else from that of the nearest smaller budget already in the file. ``search`` are :func:`tune`'s options; ``source`` names the images."""
+    to ``out.log.jsonl`` as it is scored, and a rerun replays those of the same task, budget, images
+    and seed instead of scoring them again (it resumes where it stopped). A budget starts from its own
+    preset when the file has one (a re-tune), else from that of the nearest smaller budget already
+    in the file. ``search`` are :func:`tune`'s options; ``source`` names the images."""
     log, entries = out.with_suffix(".log.jsonl"), []
+    seed, swd_weight = search.get("seed", 0), search.get("swd_weight", SWD_WEIGHT)
     for nfe in budgets:
         tuned = (read_presets(out)["presets"] if out.exists() else {}).get(operator.name, {})
         smaller = max((int(b) for b in tuned if int(b) < nfe), default=None)
         # a re-tune starts from the budget's own preset (it can only raise its score), else the nearest smaller one's
         start = tuned[str(nfe)]["config"] if str(nfe) in tuned else tuned[str(smaller)]["config"] if smaller else None
+        run = {"task": operator.name, "nfe": nfe, "data": source, "seed": seed}
+        scored = {json.dumps(e["config"], sort_keys=True): {"psnr": e["psnr"], "swd": e["swd"], "calls": e["calls"],
+                                                             "score": e["psnr"] - swd_weight * e["swd"]}
+                  for e in read_log(log) if all(e.get(k) == v for k, v in run.items())}
         with open(log, "a") as handle:
 
-            def record(entry: dict, nfe: int = nfe) -> None:
-                handle.write(json.dumps({"task": operator.name, "nfe": nfe, **entry}) + "\n")
+            def record(entry: dict, run: dict = run) -> None:
+                handle.write(json.dumps({**run, **entry}) + "\n")
                 handle.flush()
 
             entry = tune(prior, operator, truths, nfe, task_defaults=ssd_defaults(operator), start=start, log=record,
-                         **search)
+                         scored=scored, **search)
         entry["search"].update(data=source, start=start or "untuned")
         write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
         entries.append(entry)
+    return entries
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The configurations a tuning log holds (a line cut short by an interruption is skipped)."""
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and {"config", "psnr", "swd", "calls"} <= set(entry):
+            entries.append({k: entry[k] for k in ("task", "nfe", "data", "seed", "config", "psnr", "swd", "calls") if k in entry})
     return entries

@@ -21,7 +21,7 @@ itself (``prediction_type="sample"``), so the corrected x0 enters their update a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,17 +43,22 @@ def first(x: State) -> torch.Tensor:
 
 @torch.no_grad()
 def ddim(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency = UNCONSTRAINED,
-         noise: NoiseSource | None = None, callback: StepCallback | None = None, *, eta: float = 0.0,
+         noise: NoiseSource | None = None, callback: StepCallback | None = None, *, eta: float | Sequence[float] = 0.0,
          clip: bool = True) -> torch.Tensor:
     """DDIM: ``x0`` by Tweedie, corrected, then ``sqrt(a') x0 + sqrt(1 - a' - s^2) eps + s z`` with
-    ``s = eta sqrt(1 - a')`` (the consistency's :meth:`~.consistency.Consistency.move`)."""
+    ``s = eta sqrt(1 - a')`` (the consistency's :meth:`~.consistency.Consistency.move`); ``eta`` one
+    number, or one per step in the order they are taken (``ssdiff tune``'s step search writes them)."""
     schedule, x = schedule_of(prior), first(x)
-    for i, (t, t_prev) in enumerate(descending_pairs(steps)):
+    pairs = descending_pairs(steps)
+    etas = [float(eta)] * len(pairs) if isinstance(eta, (int, float)) else [float(e) for e in eta]
+    if len(etas) != len(pairs):
+        raise ValueError(f"ddim takes one eta, or one per step ({len(pairs)}), got {len(etas)}")
+    for i, ((t, t_prev), eta_i) in enumerate(zip(pairs, etas)):
         if callback:
             callback("generation", i, t, x)
         a = schedule.alpha_bar_at(t)
         eps = prior(x, t)
-        x = consistency.move(predict_x0(x, eps, a, clip=clip), eps, Step(i, t, a, schedule.alpha_bar_at(t_prev)), eta, noise)
+        x = consistency.move(predict_x0(x, eps, a, clip=clip), eps, Step(i, t, a, schedule.alpha_bar_at(t_prev)), eta_i, noise)
     return x
 
 

@@ -16,6 +16,7 @@ and coefficients follow the released code (see ``schedule``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -65,10 +66,10 @@ class SSDSchedule:
 
     @classmethod
     def build(cls, t0: int, forward_steps: int, backward_steps: int, stop_consistency_t: int | None = None,
-              align: bool = False, spacing: str = "uniform") -> SSDSchedule:
+              align: bool = False, spacing: str | Sequence[int] = "uniform") -> SSDSchedule:
         """``align`` moves the generation step nearest to each inversion step onto it (what attention
         injection needs; the paper's 5/25 and 15/85 splits are aligned already); ``spacing``
-        places the generation steps (the inversion's are always uniform, as the paper's)."""
+        places the generation steps, or lists them (the inversion's are always uniform, as the paper's)."""
         if not 1 <= t0 <= DEFAULT_SCHEDULE.num_train_timesteps:
             raise ValueError(f"t0 must be in [1, 1000], got {t0}")
         if forward_steps < 1 or backward_steps < 1:
@@ -84,8 +85,9 @@ class SSDSchedule:
 
 
 def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 30, t0: int = 550, eta: float = 0.4,
-        seed: int | None = 0, start: str = "pinv", inversion: str = "da", sampler: str = "ddim", spacing: str = "uniform",
-        ddim_eta: float | None = None, order: int | None = None, edict_p: float | None = None,
+        seed: int | None = 0, start: str = "pinv", inversion: str = "da", sampler: str = "ddim",
+        spacing: str | Sequence[int] = "uniform",
+        ddim_eta: float | Sequence[float] | None = None, order: int | None = None, edict_p: float | None = None,
         stop_consistency_t: int | None = None, back_projection: bool = True, sigma_y: float = 0.0,
         forward_steps: int | None = None, backward_steps: int | None = None, align_steps: bool = False,
         callback: StepCallback | None = None) -> Restoration:
