@@ -158,9 +158,12 @@ class Page:
     """What a person does on the page, in one browser window (its own Gradio session)."""
 
     def __init__(self, driver, url: str):
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        self.driver, self.wait = driver, WebDriverWait(driver, 120)
+        # Gradio re-renders its components: an element found a moment ago may be gone, so a wait
+        # looks again rather than fail (on a busy machine this happens often)
+        self.driver, self.wait = driver, WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))
         driver.get(url)
         self.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
 
@@ -319,7 +322,8 @@ def test_a_second_persons_small_job_finishes_while_a_large_one_runs(photo, tmp_p
     assert "PSNR" in second.text("report")
 
     browser.switch_to.window(first_window)
-    assert "network forwards" in browser.page_source and not first.compared_widths()  # still running
+    assert not first.compared_widths()  # the large one: still running, its progress still shown
+    first.wait.until(lambda d: "network forwards" in d.page_source)
     browser.find_element(By.ID, "cancel").click()
     first.wait.until(lambda _: "cancelled" in first.text("report"))
     stopped = time.monotonic() + 10
