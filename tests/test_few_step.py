@@ -1,5 +1,6 @@
 """The few-step baselines (DiffPIR, CM4IR), the proximal data step, ``ssdiff tune`` and ``ssd-fast``."""
 
+import itertools
 import json
 import math
 import warnings
@@ -163,6 +164,12 @@ def test_tune_writes_a_preset_that_ssd_fast_uses(tmp_path, tiny_model_args, gold
     fast = restore(prior, op, y, method="ssd-fast", nfe=4, preset=str(preset))
     assert fast.nfe == 4 and fast.extras["preset"] == "tuned at 4 NFEs"
     assert fast.extras["t0"] == entry["config"]["t0"]
+    # the frontier of what the search scored: realism 0 and 1 run its two ends
+    front = entry["frontier"]
+    for realism, end in ((0, front[0]), (1, front[-1])):
+        chosen = restore(prior, op, y, method="ssd-fast", nfe=4, preset=str(preset), realism=realism)
+        assert chosen.extras["preset"] == f"tuned at 4 NFEs, realism {realism} on its frontier"
+        assert chosen.extras["t0"] == end["config"]["t0"] and chosen.nfe == 4
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         restore(prior, op, y, method="ssd-fast", nfe=4, preset=str(preset))  # tuned: no warning
@@ -303,3 +310,35 @@ def test_a_rerun_tune_replays_its_log_instead_of_scoring_again(tmp_path, monkeyp
     assert again[0]["search"]["network_calls"] == first[0]["search"]["network_calls"]  # what the whole search cost
     tune_module.tune_into(out, prior, op, truths, [6], source="other faces", space=space, progress=False)
     assert len(calls) > 0  # other images: nothing to replay
+
+
+def test_realism_chooses_along_the_measured_frontier():
+    from ssdiff.solvers.fast import frontier, on_frontier, realism_weight
+
+    scored = [{"config": {"t0": t0}, "psnr": psnr, "swd": swd}
+              for t0, psnr, swd in [(1, 25.0, 30.0), (2, 24.0, 20.0), (3, 23.0, 14.0), (4, 22.0, 25.0), (5, 24.5, 31.0)]]
+    front = frontier(scored)
+    assert [e["config"]["t0"] for e in front] == [1, 2, 3]  # 4 and 5 are beaten in both
+    entry = {"config": {"t0": 2}, "frontier": front}
+    assert on_frontier(entry, 0) == {"t0": 1} and on_frontier(entry, 1) == {"t0": 3}
+    assert on_frontier(entry, 0.5) == {"t0": 2}  # weight 0.15: 25 - 4.5 < 24 - 3 > 23 - 2.1
+    assert realism_weight(0) == 0 and realism_weight(0.5) == pytest.approx(0.15) and math.isinf(realism_weight(1))
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        realism_weight(1.5)
+    presets = {"prior": "p", "presets": {"colorization": {"10": entry}}}
+    assert find_preset(presets, "p", "colorization", 10, realism=1) == ({"t0": 3}, "tuned at 10 NFEs, realism 1 on its frontier")
+    with pytest.raises(ValueError, match="no frontier"):
+        find_preset({"prior": "p", "presets": {"colorization": {"10": {"config": {}}}}}, "p", "colorization", 10, realism=0)
+
+
+def test_shipped_presets_choose_along_their_frontiers_and_the_preset_is_the_middle():
+    from ssdiff.solvers.fast import builtin_presets, on_frontier
+
+    for task, by_budget in builtin_presets("celeba64")["presets"].items():
+        for nfe, entry in by_budget.items():
+            front = entry["frontier"]
+            assert front and all(a["psnr"] >= b["psnr"] and a["swd"] > b["swd"] for a, b in itertools.pairwise(front))
+            ends = on_frontier(entry, 0), on_frontier(entry, 1)
+            assert ends == (front[0]["config"], front[-1]["config"]), (task, nfe)
+            middle = max(front, key=lambda e: e["psnr"] - 0.15 * e["swd"])
+            assert middle["psnr"] - 0.15 * middle["swd"] == pytest.approx(entry["score"], abs=1e-6), (task, nfe)

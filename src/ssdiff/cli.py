@@ -117,6 +117,9 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
                    "measurement does not see filled with the prior's mean colour; ssd-fast's presets pick it where it wins)")
     p.add_argument("--preset", help="ssd-fast: a preset file written by `ssdiff tune` (default: the presets that ship "
                    "for the built-in prior)")
+    p.add_argument("--realism", type=FRACTION, help="ssd-fast: choose along the preset's measured frontier, from 0 "
+                   "(the most faithful configuration its search found: highest PSNR) to 1 (the most realistic: lowest "
+                   "SWD); 0.5 is the tuned balance, the default")
     p.add_argument("--reuse-encoder", type=POSITIVE_INT, metavar="K", help="run the network's encoder only every K calls and "
                    "its decoder alone in between (Faster Diffusion's encoder propagation): cheaper calls at a quality "
                    "cost, see benchmarks/speed.md; not with dps or pigdm")
@@ -127,7 +130,7 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
 def solver_params(args: argparse.Namespace) -> dict:
     values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "stop_consistency_t": args.stop_t,
               "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion, "start": args.start,
-              "preset": args.preset,
+              "preset": args.preset, "realism": args.realism,
               "reuse_encoder": args.reuse_encoder}
     return {k: v for k, v in values.items() if v is not None}
 

@@ -26,7 +26,7 @@ from .operators import LinearOperator
 from .schedule import spaced_steps
 from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
-from .solvers.fast import UNTUNED, config_to_hparams, normalize, read_presets
+from .solvers.fast import SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets
 from .solvers.samplers import MULTISTEP
 from .solvers.ssd import PAPER_DDIM_ETA
 
@@ -40,7 +40,6 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "ddim_eta": [0.0, 0.3, 0.6, 0.8],  # fresh noise of the ddim sampler (the others ignore it)
     "start": ["pinv", "mean-colour"],  # what the inversion starts from (solvers/starts.py)
 }
-SWD_WEIGHT = 0.15
 
 
 def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, config: dict[str, Any], nfe: int,
@@ -235,6 +234,9 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
             entry = tune(prior, operator, truths, nfe, task_defaults=ssd_defaults(operator), start=start, log=record,
                          scored=scored, **search)
         entry["search"].update(data=source, start=start or "untuned")
+        # every configuration this search (and any earlier one on the same images) scored: what
+        # ssd-fast's realism chooses along
+        entry["frontier"] = frontier([e for e in read_log(log) if all(e.get(k) == v for k, v in run.items())])
         write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
         entries.append(entry)
     return entries

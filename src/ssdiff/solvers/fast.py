@@ -23,6 +23,9 @@ from .common import EpsPrior, Restoration
 from .samplers import MULTISTEP
 from .ssd import ssd
 
+# The tuner's score is PSNR - SWD_WEIGHT * SWD (so that the faithful but blurry corner does not win)
+SWD_WEIGHT = 0.15
+
 # Where the search starts, and what a prior without presets gets: the solver with the paper's t0
 # and eta, one inversion call, deterministic generation.
 UNTUNED: dict[str, Any] = {"sampler": "dpm-solver++", "spacing": "logsnr", "inversion_calls": 1, "ddim_eta": 0.0}
@@ -71,8 +74,38 @@ RELATED_TASKS = {"deblur_kernel": "deblur_gauss", "sr_kernel": "sr_bicubic",
                  "inpaint_scattered": "inpaint"}
 
 
-def find_preset(presets: dict[str, Any] | None, prior_name: str, task: str, nfe: int) -> tuple[dict[str, Any], str]:
-    """The configuration for (prior, task, nfe) and where it came from.
+def frontier(scored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The configurations no other one beats in both PSNR (higher) and SWD (lower), by PSNR descending."""
+    ranked = sorted(scored, key=lambda e: (-e["psnr"], e["swd"]))
+    front: list[dict[str, Any]] = []
+    for entry in ranked:
+        if not front or entry["swd"] < front[-1]["swd"]:
+            front.append({k: entry[k] for k in ("config", "psnr", "swd")})
+    return front
+
+
+def realism_weight(realism: float) -> float:
+    """The SWD weight of the score that ``realism`` (0..1) maximises along a frontier: 0 at 0 (the
+    PSNR-best), the tuner's :data:`SWD_WEIGHT` at 0.5 (the preset), infinite at 1 (the SWD-best)."""
+    if not 0 <= realism <= 1:
+        raise ValueError(f"realism must be in [0, 1], got {realism}")
+    return math.inf if realism == 1 else SWD_WEIGHT * realism / (1 - realism)
+
+
+def on_frontier(entry: dict[str, Any], realism: float) -> dict[str, Any]:
+    """The configuration of ``entry``'s frontier (the points its search scored) that ``realism`` picks."""
+    if not entry.get("frontier"):
+        raise ValueError("this preset has no frontier to choose along (tuned before ssdiff recorded them: re-tune it)")
+    weight = realism_weight(realism)
+    if math.isinf(weight):
+        return dict(min(entry["frontier"], key=lambda e: (e["swd"], -e["psnr"]))["config"])
+    return dict(max(entry["frontier"], key=lambda e: (e["psnr"] - weight * e["swd"], -e["swd"]))["config"])
+
+
+def find_preset(presets: dict[str, Any] | None, prior_name: str, task: str, nfe: int,
+                realism: float | None = None) -> tuple[dict[str, Any], str]:
+    """The configuration for (prior, task, nfe) and where it came from; with ``realism`` (0..1), the
+    point of the preset's frontier it picks (:func:`on_frontier`) instead of the preset itself.
 
     The preset of the largest tuned budget not above ``nfe`` (its generation gets the extra
     calls); without one, :data:`UNTUNED`, with a warning. Super-resolution by a factor the
@@ -98,7 +131,10 @@ def find_preset(presets: dict[str, Any] | None, prior_name: str, task: str, nfe:
                       f"using the untuned configuration {UNTUNED} with the task's t0 and eta", stacklevel=3)
         return dict(UNTUNED), "untuned"
     borrowed = "" if tuned_for == task else f" for {tuned_for}"
-    return dict(by_budget[str(budgets[-1])]["config"]), f"tuned{borrowed} at {budgets[-1]} NFEs"
+    entry, origin = by_budget[str(budgets[-1])], f"tuned{borrowed} at {budgets[-1]} NFEs"
+    if realism is None:
+        return dict(entry["config"]), origin
+    return on_frontier(entry, realism), f"{origin}, realism {realism:g} on its frontier"
 
 
 def nearest_scale(task: str, tasks: Any) -> str | None:
@@ -112,21 +148,24 @@ def nearest_scale(task: str, tasks: Any) -> str | None:
 
 
 def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 10,
-             preset: str | Path | dict | None = None, seed: int | Sequence[int] | None = 0,
-             task_defaults: dict[str, Any] | None = None, **overrides: Any) -> Restoration:
+             preset: str | Path | dict | None = None, realism: float | None = None,
+             seed: int | Sequence[int] | None = 0, task_defaults: dict[str, Any] | None = None,
+             **overrides: Any) -> Restoration:
     """SSD with the configuration tuned for this prior, task and budget (``ssdiff tune``).
 
     ``preset`` is a preset file (or its parsed content); by default the presets that ship for
     the prior (the built-in ``celeba64``). Other priors fall back to :data:`UNTUNED` with a
-    warning. ``task_defaults`` (SSD's per-task ``t0`` and ``eta``, which the method registry
-    gives) fill what the configuration leaves out; keyword arguments override single knobs of it.
+    warning. ``realism`` (0..1) chooses along the preset's measured frontier instead: 0 the
+    PSNR-best configuration its search scored, 1 the SWD-best, 0.5 the preset (:func:`realism_weight`).
+    ``task_defaults`` (SSD's per-task ``t0`` and ``eta``, which the method registry gives) fill
+    what the configuration leaves out; keyword arguments override single knobs of it.
     """
     name = getattr(prior, "name", "unnamed")
     if isinstance(preset, (str, Path)):
         presets = {**read_presets(preset), "source": "file"}
     else:
         presets = preset if preset is not None else builtin_presets(name)
-    config, origin = find_preset(presets, name, operator.name, nfe)
+    config, origin = find_preset(presets, name, operator.name, nfe, realism)
     config = {**(task_defaults or {}), **config, **overrides}
     if overrides.get("sigma_y", 0) > 0 and config.get("sampler") != "ddim":
         # the presets are tuned on clean measurements; only the ddim update is noise-aware (DDNM+)
