@@ -131,7 +131,7 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"sampler": "heun"}, "unknown sampler"),
     ({"spacing": "cubic"}, "unknown time-step spacing"),
     ({"inversion": "bdia"}, "unknown inversion"),
-    ({"sampler": "unipc", "ddim_eta": 0.5}, "ddim_eta applies to the ddim sampler only"),
+    ({"sampler": "unipc", "ddim_eta": 0.5}, "ddim_eta applies to the ddim, cm4ir-noise samplers only"),
     ({"sampler": "ddim", "order": 2}, "order applies to the dpm-solver"),
     ({"sampler": "ddim", "edict_p": 0.9}, "edict_p applies to the edict inversion and sampler only"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
@@ -175,3 +175,25 @@ def test_ddnm_plus_runs_on_the_multistep_samplers(truth, sampler):
     plain = restore(GaussianPrior(), op, y, method="ddnm", nfe=12, seed=0, sampler=sampler)
     assert result.nfe == 12
     assert (result.image - truth).pow(2).mean() < (plain.image - truth).pow(2).mean()
+
+
+def test_cm4ir_noise_injection_is_ddim_with_the_predicted_noise_negated():
+    from ssdiff.solvers.samplers import cm4ir_noise
+
+    op = get_operator("sr_bicubic", image_size=(16, 16), scale=2)
+    g = torch.Generator().manual_seed(6)
+    y = op.A((0.3 * torch.randn(1, 3, 16, 16, generator=g)).clamp(-1, 1))
+    common = {"method": "ssd", "nfe": 8, "t0": 500, "seed": 3}
+    # all fresh noise: the two updates are the same step
+    fresh = restore(GaussianPrior(), op, y, sampler="cm4ir-noise", ddim_eta=1.0, **common)
+    assert torch.allclose(fresh.image, restore(GaussianPrior(), op, y, sampler="ddim", ddim_eta=1.0, **common).image, atol=1e-6)
+    # no fresh noise: from x_t = sqrt(a) x0 + sqrt(1 - a) e, the next state carries -e where DDIM carries e
+    prior, steps = GaussianPrior(), [100, 300]
+    x = torch.randn(1, 3, 4, 4, generator=g)
+    a, a_next = (ssdiff.schedule.DEFAULT_SCHEDULE.alpha_bar_at(t) for t in steps[::-1])
+    seen = []
+    out = cm4ir_noise(prior, x, steps, eta=0.0, callback=lambda phase, i, t, x_t: seen.append(x_t), clip=False)
+    x0 = (x - math.sqrt(1 - a) * prior(x, 300)) / math.sqrt(a)
+    e = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
+    assert torch.allclose(seen[1], math.sqrt(a_next) * x0 - math.sqrt(1 - a_next) * e, atol=1e-5)
+    assert out.shape == x.shape and restore(GaussianPrior(), op, y, sampler="cm4ir-noise", **common).nfe == 7

@@ -27,17 +27,17 @@ from .schedule import spaced_steps
 from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
 from .solvers.fast import SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets
-from .solvers.samplers import MULTISTEP
+from .solvers.samplers import ETA_SAMPLERS, MULTISTEP
 from .solvers.ssd import PAPER_DDIM_ETA
 
 # The knobs and the values the search visits; ``inversion_calls`` 0 is an SDEdit start (A+y noised).
 SEARCH_SPACE: dict[str, list[Any]] = {
-    "sampler": ["ddim", *MULTISTEP],
+    "sampler": ["ddim", *MULTISTEP, "cm4ir-noise"],
     "spacing": ["uniform", "trailing", "quadratic", "logsnr"],
     "t0": [250, 350, 450, 550, 650, 750, 850],
     "eta": [0.0, 0.2, 0.4, 0.8],
     "inversion_calls": [0, 1, 2, 3],
-    "ddim_eta": [0.0, 0.3, 0.6, 0.8],  # fresh noise of the ddim sampler (the others ignore it)
+    "ddim_eta": [0.0, 0.1, 0.3, 0.6, 0.8],  # fresh noise of ddim and cm4ir-noise (the others ignore it)
     "start": ["pinv", "mean-colour"],  # what the inversion starts from (solvers/starts.py)
 }
 
@@ -67,9 +67,9 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
     """Coordinate descent over ``space`` from ``start`` (default: the untuned configuration); returns the preset entry.
 
     Each round visits every knob in turn and keeps the value with the best score, the others
-    fixed; a round that changes nothing ends the search. The ``ddim`` sampler is visited with
-    each of its ``ddim_eta`` values: that knob means nothing to the other samplers, so from one of
-    them a single ``ddim`` candidate would be judged at whatever ``ddim_eta`` was left over.
+    fixed; a round that changes nothing ends the search. The samplers with fresh noise (``ddim``,
+    ``cm4ir-noise``) are visited with each ``ddim_eta`` value: that knob means nothing to the other
+    samplers, so from one of them a single candidate would be judged at whatever ``ddim_eta`` was left over.
     Configurations that cannot spend the budget (more inversion calls than it allows) are skipped.
 
     With ``steps``, the winner's steps are then searched one by one (:func:`step_moves`, AutoDiffusion's
@@ -104,7 +104,7 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
         def candidates(config: dict[str, Any]) -> list[dict[str, Any]]:
             found = []
             for value in space[knob]:
-                if knob == "sampler" and value == "ddim" and "ddim_eta" in space:
+                if knob == "sampler" and value in ETA_SAMPLERS and "ddim_eta" in space:
                     found += [{**config, knob: value, "ddim_eta": ddim_eta} for ddim_eta in space["ddim_eta"]]
                 else:
                     found.append({**config, knob: value})
@@ -154,7 +154,7 @@ def explicit_config(config: dict[str, Any], nfe: int) -> dict[str, Any]:
     hparams = config_to_hparams(config, nfe)
     steps = spaced_steps(hparams.get("spacing", "uniform"), config["t0"] - 1, hparams["backward_steps"])
     explicit = {**config, "spacing": steps}
-    if config.get("sampler", "ddim") == "ddim":
+    if config.get("sampler", "ddim") == "ddim" or "ddim_eta" in config:  # a sampler with fresh noise: one per step
         eta = config.get("ddim_eta", PAPER_DDIM_ETA)
         explicit["ddim_eta"] = [float(e) for e in eta] if isinstance(eta, list) else [float(eta)] * len(steps)
     return explicit

@@ -20,7 +20,7 @@ import torch
 
 from ..operators import LinearOperator, parse_task
 from .common import EpsPrior, Restoration
-from .samplers import MULTISTEP
+from .samplers import ETA_SAMPLERS, MULTISTEP
 from .ssd import ssd
 
 # The tuner's score is PSNR - SWD_WEIGHT * SWD (so that the faithful but blurry corner does not win)
@@ -34,7 +34,7 @@ UNTUNED: dict[str, Any] = {"sampler": "dpm-solver++", "spacing": "logsnr", "inve
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
     """The configuration without knobs its sampler ignores, nor the default start (so that equal runs are scored once)."""
     return {k: v for k, v in config.items()
-            if not (k == "ddim_eta" and config.get("sampler", "ddim") != "ddim") and not (k == "start" and v == "pinv")}
+            if not (k == "ddim_eta" and config.get("sampler", "ddim") not in ETA_SAMPLERS) and not (k == "start" and v == "pinv")}
 
 
 def config_to_hparams(config: dict[str, Any], nfe: int) -> dict[str, Any]:

@@ -13,7 +13,9 @@ evaluation. A new sampler is one new function and one line of :data:`SAMPLERS`.
 - ``sde-dpm-solver++``: its stochastic counterpart (Lu et al. 2022, Sec. 5), fresh noise every step;
 - ``unipc``: UniPC-2 with B(h) = e^h - 1 (bh2) and its corrector UniC (Zhao et al. 2023);
 - ``edict``: EDICT's coupled pair of DDIM chains (Wallace et al. 2023), the exact inverse of
-  EDICT inversion, two calls per step.
+  EDICT inversion, two calls per step;
+- ``cm4ir-noise``: DDIM's walk with CM4IR's noise injection (Garber and Tirer 2025): fresh noise
+  mixed with the negated predicted noise.
 
 The three multistep solvers are diffusers' schedulers configured to take the data prediction
 itself (``prediction_type="sample"``), so the corrected x0 enters their update as is.
@@ -21,6 +23,7 @@ itself (``prediction_type="sample"``), so the corrected x0 enters their update a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -50,15 +53,46 @@ def ddim(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency =
     number, or one per step in the order they are taken (``ssdiff tune``'s step search writes them)."""
     schedule, x = schedule_of(prior), first(x)
     pairs = descending_pairs(steps)
-    etas = [float(eta)] * len(pairs) if isinstance(eta, (int, float)) else [float(e) for e in eta]
-    if len(etas) != len(pairs):
-        raise ValueError(f"ddim takes one eta, or one per step ({len(pairs)}), got {len(etas)}")
-    for i, ((t, t_prev), eta_i) in enumerate(zip(pairs, etas)):
+    for i, ((t, t_prev), eta_i) in enumerate(zip(pairs, per_step(eta, len(pairs), "ddim"))):
         if callback:
             callback("generation", i, t, x)
         a = schedule.alpha_bar_at(t)
         eps = prior(x, t)
         x = consistency.move(predict_x0(x, eps, a, clip=clip), eps, Step(i, t, a, schedule.alpha_bar_at(t_prev)), eta_i, noise)
+    return x
+
+
+def per_step(eta: float | Sequence[float], count: int, sampler: str) -> list[float]:
+    """``eta`` for each of ``count`` steps: one number for all, or a list of one per step."""
+    etas = [float(eta)] * count if isinstance(eta, (int, float)) else [float(e) for e in eta]
+    if len(etas) != count:
+        raise ValueError(f"{sampler} takes one eta, or one per step ({count}), got {len(etas)}")
+    return etas
+
+
+CM4IR_ETA = 0.1  # the CM4IR authors' share of fresh noise
+
+
+@torch.no_grad()
+def cm4ir_noise(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency = UNCONSTRAINED,
+                noise: NoiseSource | None = None, callback: StepCallback | None = None, *,
+                eta: float | Sequence[float] = CM4IR_ETA, clip: bool = True) -> torch.Tensor:
+    """DDIM's walk with CM4IR's noise injection (Garber and Tirer 2025, Sec. 3.3): the next state is
+    ``sqrt(a') x0 + sqrt(1 - a') (eta z + sqrt(1 - eta^2) d)`` with ``d = (sqrt(a) x0 - x) / sqrt(1 - a)``,
+    the *negated* noise the corrected estimate implies, where DDIM re-uses it (``-d``); CM4IR's
+    variance-exploding update written in SSD's variance-preserving states. ``eta`` as ddim's; at 1
+    both are the same fresh-noise step."""
+    schedule, x = schedule_of(prior), first(x)
+    pairs = descending_pairs(steps)
+    for i, ((t, t_prev), eta_i) in enumerate(zip(pairs, per_step(eta, len(pairs), "cm4ir-noise"))):
+        if callback:
+            callback("generation", i, t, x)
+        a, a_next = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
+        x0 = consistency(predict_x0(x, prior(x, t), a, clip=clip), Step(i, t, a, a_next))
+        injected = math.sqrt(1 - eta_i**2) * (math.sqrt(a) * x0 - x) / math.sqrt(1 - a)
+        if eta_i > 0:
+            injected = injected + eta_i * noise.like(x)
+        x = math.sqrt(a_next) * x0 + math.sqrt(1 - a_next) * injected
     return x
 
 
@@ -156,7 +190,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "sde-dpm-solver++": SamplerSpec(sde_dpm_solver_pp),
     "unipc": SamplerSpec(unipc),
     "edict": SamplerSpec(edict, calls_per_step=2),
+    "cm4ir-noise": SamplerSpec(cm4ir_noise),
 }
+ETA_SAMPLERS = ("ddim", "cm4ir-noise")  # the samplers whose share of fresh noise is SSD's ddim_eta
 MULTISTEP = ("dpm-solver++", "sde-dpm-solver++", "unipc")  # the diffusers solvers, of an order 1 to 3
 
 

@@ -28,7 +28,7 @@ from .consistency import UNCONSTRAINED, FirstSteps
 from .consistency import back_projection as projection_rule  # ssd()'s back_projection is the ablation switch
 from .edict import DEFAULT_MIX
 from .inversions import inversion_spec
-from .samplers import MULTISTEP, check_order, sampler_spec
+from .samplers import ETA_SAMPLERS, MULTISTEP, check_order, sampler_spec
 from .starts import start_function
 
 PAPER_DDIM_ETA = 0.8  # the fresh noise of SSD's DDIM generation in the released code
@@ -99,7 +99,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     (:data:`~ssdiff.schedule.SPACINGS`), correcting every x0 estimate by back-projection (none with
     ``back_projection=False``, an ablation), noise-aware for a measurement with Gaussian noise of std
     ``sigma_y`` (in [-1, 1] units), so that the noise of ``y`` is not copied into x.
-    Component options: ``ddim_eta`` (the ddim sampler's fresh noise, default 0.8), ``order`` (a
+    Component options: ``ddim_eta`` (the ddim sampler's fresh noise, default 0.8; cm4ir-noise's, default
+    0.1; one per step or one for all), ``order`` (a
     multistep sampler's, default 2), ``edict_p`` (EDICT's mixing, default 0.93).
     ``forward_steps`` / ``backward_steps`` override the budget's split; ``align_steps`` moves
     generation steps onto the inversion's (what attention injection needs); ``callback(phase,
@@ -134,7 +135,7 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
 
 
 # SSD's names for the samplers' options, and the samplers that take each
-_OPTION_NAMES = {"ddim_eta": ("eta", ("ddim",)), "order": ("order", MULTISTEP), "edict_p": ("p", ("edict",))}
+_OPTION_NAMES = {"ddim_eta": ("eta", ETA_SAMPLERS), "order": ("order", MULTISTEP), "edict_p": ("p", ("edict",))}
 
 
 def _component_options(sampler: str, **given: object) -> dict:
