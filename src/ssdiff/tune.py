@@ -36,8 +36,8 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "spacing": ["uniform", "trailing", "quadratic", "logsnr"],
     "t0": [250, 350, 450, 550, 650, 750, 850],
     "eta": [0.0, 0.2, 0.4, 0.8],
-    "inversion_calls": [0, 1, 2, 3],
-    "ddim_eta": [0.0, 0.1, 0.3, 0.6, 0.8],  # fresh noise of ddim and cm4ir-noise (the others ignore it)
+    "inversion_calls": [0, 1, 2, 3, 4],
+    "ddim_eta": [0.0, 0.1, 0.3, 0.6, 0.8, 1.0],  # fresh noise of ddim and cm4ir-noise (the others ignore it)
     "start": ["pinv", "mean-colour"],  # what the inversion starts from (solvers/starts.py)
 }
 
