@@ -342,3 +342,31 @@ def test_shipped_presets_choose_along_their_frontiers_and_the_preset_is_the_midd
             assert ends == (front[0]["config"], front[-1]["config"]), (task, nfe)
             middle = max(front, key=lambda e: e["psnr"] - 0.15 * e["swd"])
             assert middle["psnr"] - 0.15 * middle["swd"] == pytest.approx(entry["score"], abs=1e-6), (task, nfe)
+
+
+def test_presets_with_searched_steps_run_at_any_budget_and_t0():
+    from ssdiff.schedule import refit_per_step, refit_steps
+    from ssdiff.solvers.fast import builtin_presets
+
+    steps = [108, 144, 180, 225, 277, 433, 469, 514, 649]
+    assert refit_steps(steps, 649, 9) == steps  # its own budget and t0: as searched
+    for t_end, count in ((649, 12), (649, 4), (449, 9), (849, 20)):
+        fitted = refit_steps(steps, t_end, count)
+        assert len(fitted) == count and fitted[-1] == t_end and fitted == sorted(set(fitted))
+    assert refit_steps(steps, 649, 18)[1::2] == steps  # the same shape, twice as dense
+    assert refit_per_step([0.0, 1.0, 0.3], 5) == [0.0, 0.0, 1.0, 0.3, 0.3]
+
+    # the shipped presets with listed steps, at budgets between the tuned ones and at another t0
+    prior = GaussianPrior(mu=(0.0, -0.15, -0.25))
+    prior.name, prior.mean_colour = "celeba64", (0.0, -0.15, -0.25)
+    listed = [(task, int(nfe)) for task, by_budget in builtin_presets("celeba64")["presets"].items()
+              for nfe, entry in by_budget.items() if isinstance(entry["config"].get("spacing"), list)]
+    assert listed  # the step search's presets ship
+    g = torch.Generator().manual_seed(8)
+    truth = (0.3 * torch.randn(1, 3, 16, 16, generator=g)).clamp(-1, 1)
+    for task, nfe in listed:
+        base, params = ("inpaint", {"mask": "center"}) if task == "inpaint" else ("sr_bicubic", {"scale": int(task[-1])})
+        op = get_operator(base, image_size=(16, 16), **params)
+        for options in ({"nfe": nfe + 1}, {"nfe": nfe + 3, "realism": 0}, {"nfe": nfe, "t0": 300}):
+            result = restore(prior, op, op.A(truth), method="ssd-fast", **options)
+            assert result.nfe == options["nfe"] and torch.isfinite(result.image).all(), (task, options)

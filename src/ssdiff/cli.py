@@ -435,7 +435,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
         _, truths = load_truths(BenchConfig(data=args.data, out="", subset=args.subset, crop_top=args.crop_top), size)
     except (ValueError, json.JSONDecodeError) as error:
         raise InputError(f"tune: {error}") from None
-    entries = tune_into(out, prior, operator, truths.to(prior.device), budgets, source=f"{args.data} [{args.subset or ':'}]",
+    entries = tune_into(out, prior, operator, truths.to(prior.device), budgets, source=f"{args.data} [{args.subset or ':'}]" + (f" crop_top {args.crop_top}" if args.crop_top is not None else ""),
                         space=space, rounds=args.rounds, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
                         swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight)
     for nfe, entry in zip(budgets, entries):

@@ -119,6 +119,27 @@ def explicit_steps(steps, t_end: int, count: int) -> list[int]:
     return steps
 
 
+def refit_steps(steps: Sequence[int], t_end: int, count: int) -> list[int]:
+    """Listed steps (a step search's) stretched to ``count`` steps ending at ``t_end``: the same shape,
+    each step's share of the way from the clean end as a function of its place in the list,
+    sampled at the new count (what a preset searched at one budget and ``t0`` runs at another)."""
+    if list(steps)[-1:] == [t_end] and len(steps) == count:
+        return [int(t) for t in steps]
+    places = np.arange(1, len(steps) + 1) / len(steps)
+    shares = np.asarray(steps, dtype=np.float64) / max(steps[-1], 1)
+    wanted = np.interp(np.arange(1, count + 1) / count, np.append(0.0, places), np.append(0.0, shares)) * t_end
+    fitted = _strictly_increasing([round(float(t)) for t in wanted])
+    return explicit_steps(fitted[:-1] + [t_end], t_end, count)
+
+
+def refit_per_step(values: Sequence[float], count: int) -> list[float]:
+    """Per-step values (in the order the steps are taken) for ``count`` steps: each new step takes
+    the value of the listed step at the nearest place."""
+    if len(values) == count:
+        return [float(v) for v in values]
+    return [float(values[round(k * (len(values) - 1) / max(count - 1, 1))]) for k in range(count)]
+
+
 def spaced_steps(spacing: str | Sequence[int], t_end: int, count: int, schedule: NoiseSchedule = DEFAULT_SCHEDULE) -> list[int]:
     """``count`` ascending generation steps ending at ``t_end``, under one of :data:`SPACINGS`.
 

@@ -28,7 +28,7 @@ from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
 from .solvers.fast import SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets
 from .solvers.samplers import ETA_SAMPLERS, MULTISTEP
-from .solvers.ssd import PAPER_DDIM_ETA
+from .solvers.ssd import DEFAULT_ETAS
 
 # The knobs and the values the search visits; ``inversion_calls`` 0 is an SDEdit start (A+y noised).
 SEARCH_SPACE: dict[str, list[Any]] = {
@@ -73,23 +73,23 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
     Configurations that cannot spend the budget (more inversion calls than it allows) are skipped.
 
     With ``steps``, the winner's steps are then searched one by one (:func:`step_moves`, AutoDiffusion's
-    idea under the same score): each generation time step, and for ``ddim`` each step's fresh noise.
+    idea under the same score): each generation time step, and for ``ddim`` and ``cm4ir-noise`` each
+    step's fresh noise. A start with listed steps (from another budget) is fitted to this one.
     ``scored`` holds configurations scored before (a resumed run replays them without network calls).
     """
     space = space or SEARCH_SPACE
     if getattr(prior, "mean_colour", None) is None and "start" in space:  # a prior without one cannot start from it
         space = {**space, "start": [s for s in space["start"] if s != "mean-colour"] or ["pinv"]}
     best = {**task_defaults, **UNTUNED, **(start or {})}
-    if isinstance(best.get("spacing", ""), str):
-        best = {k: best[k] for k in space if k in best}
-    else:  # a preset found by a step search: its family is searched no more
-        space = {}
+    best = {k: best[k] for k in space if k in best}
     cache: dict[str, dict[str, float]] = dict(scored or {})
+    visited: set[str] = set()  # what this search scored (or replayed): its cost
     started = time.perf_counter()
 
     def score(config: dict[str, Any]) -> dict[str, float] | None:
         config = normalize(config)
         key = json.dumps(config, sort_keys=True)
+        visited.add(key)
         if key not in cache:
             try:
                 config_to_hparams(config, nfe)
@@ -130,32 +130,33 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
         return config, current
 
     best, current = descend(best, [knob_move(knob) for knob in space], rounds, "families")
-    families = len(cache)
+    families = len(visited)
     if steps:
-        best = explicit_config(best, nfe)
+        best = explicit_config(best, nfe, task_defaults.get("t0"))
         best, current = descend(best, step_moves(best, nfe), rounds, "steps")
+    scored_here = [cache[key] for key in visited if key in cache]
     return {"config": normalize(best), "psnr": current["psnr"], "swd": current["swd"], "score": current["score"],
-            "search": {"evaluations": len(cache), "network_calls": int(sum(r["calls"] for r in cache.values())),
+            "search": {"evaluations": len(scored_here), "network_calls": int(sum(r["calls"] for r in scored_here)),
                        "minutes": round((time.perf_counter() - started) / 60, 2), "images": len(truths),
                        "swd_weight": swd_weight, "rounds": rounds,
-                       **({"step_search_evaluations": len(cache) - families} if steps else {})}}
+                       **({"step_search_evaluations": len(visited) - families} if steps else {})}}
 
 
 Move = Callable[[dict[str, Any]], list[dict[str, Any]]]  # a configuration -> its neighbours along one direction
 
-# A step search changes the generation time steps (written as the spacing, a list) and, for ddim,
-# each step's fresh noise: the values one step's noise may take
-STEP_ETAS = (0.0, 0.3, 0.6, 0.8, 1.0)
 STEP_FRACTIONS = (0.25, 0.5, 0.75)  # where a moved time step may go between its neighbours
 
 
-def explicit_config(config: dict[str, Any], nfe: int) -> dict[str, Any]:
-    """``config`` with its generation time steps (and ddim's noise) written out one per step."""
+def explicit_config(config: dict[str, Any], nfe: int, t0: int | None = None) -> dict[str, Any]:
+    """``config`` with its ``t0`` (``t0`` when it has none), its generation time steps and, for the
+    samplers with fresh noise, each step's share of it written out one per step."""
+    config = {"t0": t0, **config} if "t0" not in config and t0 is not None else dict(config)
     hparams = config_to_hparams(config, nfe)
     steps = spaced_steps(hparams.get("spacing", "uniform"), config["t0"] - 1, hparams["backward_steps"])
     explicit = {**config, "spacing": steps}
-    if config.get("sampler", "ddim") == "ddim" or "ddim_eta" in config:  # a sampler with fresh noise: one per step
-        eta = config.get("ddim_eta", PAPER_DDIM_ETA)
+    sampler = config.get("sampler", "ddim")
+    if sampler in ETA_SAMPLERS:
+        eta = hparams.get("ddim_eta", DEFAULT_ETAS[sampler])
         explicit["ddim_eta"] = [float(e) for e in eta] if isinstance(eta, list) else [float(eta)] * len(steps)
     return explicit
 
@@ -163,14 +164,15 @@ def explicit_config(config: dict[str, Any], nfe: int) -> dict[str, Any]:
 def step_moves(config: dict[str, Any], nfe: int) -> list[Move]:
     """The step search's moves for an explicit configuration: step ``i`` (all but the last, which is
     ``t0 - 1``) to :data:`STEP_FRACTIONS` of the way between its neighbours (the clean end, -1, below
-    the first), and for ddim the noise of each step but the last to :data:`STEP_ETAS`."""
+    the first), and for the samplers with fresh noise that of each step but the last to the values
+    of :data:`SEARCH_SPACE`'s ``ddim_eta``."""
     count = len(config["spacing"])
 
     def time_step(i: int) -> Move:
         def candidates(config: dict[str, Any]) -> list[dict[str, Any]]:
             steps = config["spacing"]
             low, high = steps[i - 1] if i else -1, steps[i + 1]
-            moved = sorted({low + max(1, round(f * (high - low))) for f in STEP_FRACTIONS} - {steps[i], high})
+            moved = sorted({low + max(1, round(f * (high - low))) for f in STEP_FRACTIONS} - {steps[i]})
             return [{**config, "spacing": [*steps[:i], t, *steps[i + 1:]]} for t in moved if low < t < high]
 
         return candidates
@@ -178,7 +180,7 @@ def step_moves(config: dict[str, Any], nfe: int) -> list[Move]:
     def noise(i: int) -> Move:
         def candidates(config: dict[str, Any]) -> list[dict[str, Any]]:
             etas = config["ddim_eta"]
-            return [{**config, "ddim_eta": [*etas[:i], e, *etas[i + 1:]]} for e in STEP_ETAS if e != etas[i]]
+            return [{**config, "ddim_eta": [*etas[:i], e, *etas[i + 1:]]} for e in SEARCH_SPACE["ddim_eta"] if e != etas[i]]
 
         return candidates
 
@@ -222,21 +224,22 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
         # a re-tune starts from the budget's own preset (it can only raise its score), else the nearest smaller one's
         start = tuned[str(nfe)]["config"] if str(nfe) in tuned else tuned[str(smaller)]["config"] if smaller else None
         run = {"task": operator.name, "nfe": nfe, "data": source, "seed": seed}
+        previous = [e for e in read_log(log) if all(e.get(k) == v for k, v in run.items())]
         scored = {json.dumps(e["config"], sort_keys=True): {"psnr": e["psnr"], "swd": e["swd"], "calls": e["calls"],
-                                                             "score": e["psnr"] - swd_weight * e["swd"]}
-                  for e in read_log(log) if all(e.get(k) == v for k, v in run.items())}
+                                                             "score": e["psnr"] - swd_weight * e["swd"]} for e in previous}
         with open(log, "a") as handle:
 
-            def record(entry: dict, run: dict = run) -> None:
+            def record(entry: dict, run: dict = run, previous: list = previous) -> None:
                 handle.write(json.dumps({**run, **entry}) + "\n")
                 handle.flush()
+                previous.append(entry)
 
             entry = tune(prior, operator, truths, nfe, task_defaults=ssd_defaults(operator), start=start, log=record,
                          scored=scored, **search)
         entry["search"].update(data=source, start=start or "untuned")
         # every configuration this search (and any earlier one on the same images) scored: what
         # ssd-fast's realism chooses along
-        entry["frontier"] = frontier([e for e in read_log(log) if all(e.get(k) == v for k, v in run.items())])
+        entry["frontier"] = frontier(previous)
         write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
         entries.append(entry)
     return entries

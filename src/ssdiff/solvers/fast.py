@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..operators import LinearOperator, parse_task
+from ..schedule import refit_per_step, refit_steps
 from .common import EpsPrior, Restoration
 from .samplers import ETA_SAMPLERS, MULTISTEP
 from .ssd import ssd
@@ -44,6 +45,11 @@ def config_to_hparams(config: dict[str, Any], nfe: int) -> dict[str, Any]:
         raise ValueError(f"a budget of {nfe} NFEs leaves no generation step after {calls} inversion calls")
     hparams = {k: v for k, v in normalize(config).items() if k != "inversion_calls"}
     hparams.update(forward_steps=calls + 1, backward_steps=nfe - calls)
+    listed = hparams.get("spacing")
+    if listed is not None and not isinstance(listed, str):  # a step search's steps, fitted to this budget and t0
+        hparams["spacing"] = refit_steps(listed, int(config.get("t0", listed[-1] + 1)) - 1, nfe - calls)
+        if isinstance(hparams.get("ddim_eta"), list):
+            hparams["ddim_eta"] = refit_per_step(hparams["ddim_eta"], nfe - calls)
     if calls == 0:
         hparams["inversion"] = "sdedit"
     if hparams.get("sampler") in MULTISTEP and nfe - calls < 2:
@@ -84,19 +90,19 @@ def frontier(scored: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return front
 
 
-def realism_weight(realism: float) -> float:
+def realism_weight(realism: float, balance: float = SWD_WEIGHT) -> float:
     """The SWD weight of the score that ``realism`` (0..1) maximises along a frontier: 0 at 0 (the
-    PSNR-best), the tuner's :data:`SWD_WEIGHT` at 0.5 (the preset), infinite at 1 (the SWD-best)."""
+    PSNR-best), ``balance`` (the weight the preset was tuned with) at 0.5, infinite at 1 (the SWD-best)."""
     if not 0 <= realism <= 1:
         raise ValueError(f"realism must be in [0, 1], got {realism}")
-    return math.inf if realism == 1 else SWD_WEIGHT * realism / (1 - realism)
+    return math.inf if realism == 1 else balance * realism / (1 - realism)
 
 
 def on_frontier(entry: dict[str, Any], realism: float) -> dict[str, Any]:
     """The configuration of ``entry``'s frontier (the points its search scored) that ``realism`` picks."""
     if not entry.get("frontier"):
         raise ValueError("this preset has no frontier to choose along (tuned before ssdiff recorded them: re-tune it)")
-    weight = realism_weight(realism)
+    weight = realism_weight(realism, entry.get("search", {}).get("swd_weight", SWD_WEIGHT))
     if math.isinf(weight):
         return dict(min(entry["frontier"], key=lambda e: (e["swd"], -e["psnr"]))["config"])
     return dict(max(entry["frontier"], key=lambda e: (e["psnr"] - weight * e["swd"], -e["swd"]))["config"])
@@ -170,6 +176,7 @@ def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe:
     if overrides.get("sigma_y", 0) > 0 and config.get("sampler") != "ddim":
         # the presets are tuned on clean measurements; only the ddim update is noise-aware (DDNM+)
         config["sampler"], origin = "ddim", f"{origin}, ddim sampler for the noisy measurement"
+        config.pop("ddim_eta", None)  # another sampler's noise share: ddim takes SSD's own
     result = ssd(prior, operator, y, nfe=nfe, seed=seed, **config_to_hparams(config, nfe))
     result.extras.update(preset=origin, config=config)
     return result

@@ -32,7 +32,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 from ..schedule import NoiseSchedule, descending_pairs
-from .common import EpsPrior, NoiseSource, StepCallback, predict_x0, schedule_of
+from .common import EpsPrior, NoiseSource, StepCallback, ddim_move, predict_x0, schedule_of
 from .consistency import UNCONSTRAINED, Consistency, Step
 from .edict import DEFAULT_MIX, edict_generate, projected_eps
 
@@ -65,8 +65,8 @@ def ddim(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency =
 def per_step(eta: float | Sequence[float], count: int, sampler: str) -> list[float]:
     """``eta`` for each of ``count`` steps: one number for all, or a list of one per step."""
     etas = [float(eta)] * count if isinstance(eta, (int, float)) else [float(e) for e in eta]
-    if len(etas) != count:
-        raise ValueError(f"{sampler} takes one eta, or one per step ({count}), got {len(etas)}")
+    if len(etas) != count or not all(0 <= e <= 1 for e in etas):
+        raise ValueError(f"{sampler} takes one eta in [0, 1], or one per step ({count}); got {eta}")
     return etas
 
 
@@ -79,9 +79,9 @@ def cm4ir_noise(prior: EpsPrior, x: State, steps: list[int], consistency: Consis
                 eta: float | Sequence[float] = CM4IR_ETA, clip: bool = True) -> torch.Tensor:
     """DDIM's walk with CM4IR's noise injection (Garber and Tirer 2025, Sec. 3.3): the next state is
     ``sqrt(a') x0 + sqrt(1 - a') (eta z + sqrt(1 - eta^2) d)`` with ``d = (sqrt(a) x0 - x) / sqrt(1 - a)``,
-    the *negated* noise the corrected estimate implies, where DDIM re-uses it (``-d``); CM4IR's
-    variance-exploding update written in SSD's variance-preserving states. ``eta`` as ddim's; at 1
-    both are the same fresh-noise step."""
+    the *negated* noise the corrected estimate implies, where DDIM re-uses the network's; CM4IR's
+    variance-exploding update written in SSD's variance-preserving states: DDIM's move with ``d`` in
+    place of the network's noise. ``eta`` as ddim's; at 1 both are the same fresh-noise step."""
     schedule, x = schedule_of(prior), first(x)
     pairs = descending_pairs(steps)
     for i, ((t, t_prev), eta_i) in enumerate(zip(pairs, per_step(eta, len(pairs), "cm4ir-noise"))):
@@ -89,10 +89,9 @@ def cm4ir_noise(prior: EpsPrior, x: State, steps: list[int], consistency: Consis
             callback("generation", i, t, x)
         a, a_next = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
         x0 = consistency(predict_x0(x, prior(x, t), a, clip=clip), Step(i, t, a, a_next))
-        injected = math.sqrt(1 - eta_i**2) * (math.sqrt(a) * x0 - x) / math.sqrt(1 - a)
-        if eta_i > 0:
-            injected = injected + eta_i * noise.like(x)
-        x = math.sqrt(a_next) * x0 + math.sqrt(1 - a_next) * injected
+        negated = (math.sqrt(a) * x0 - x) / math.sqrt(1 - a)
+        sigma = eta_i * math.sqrt(1 - a_next)
+        x = ddim_move(x0, negated, a_next, sigma, noise.like(x) if sigma > 0 else None)
     return x
 
 

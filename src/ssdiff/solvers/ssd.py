@@ -28,10 +28,11 @@ from .consistency import UNCONSTRAINED, FirstSteps
 from .consistency import back_projection as projection_rule  # ssd()'s back_projection is the ablation switch
 from .edict import DEFAULT_MIX
 from .inversions import inversion_spec
-from .samplers import ETA_SAMPLERS, MULTISTEP, check_order, sampler_spec
+from .samplers import CM4IR_ETA, ETA_SAMPLERS, MULTISTEP, check_order, sampler_spec
 from .starts import start_function
 
 PAPER_DDIM_ETA = 0.8  # the fresh noise of SSD's DDIM generation in the released code
+DEFAULT_ETAS = {"ddim": PAPER_DDIM_ETA, "cm4ir-noise": CM4IR_ETA}  # SSD's ddim_eta when none is given
 
 
 def split_budget(nfe: int) -> tuple[int, int]:
@@ -110,8 +111,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     if edict_p is not None and "edict" not in (inversion, sampler):
         raise ValueError("edict_p applies to the edict inversion and sampler only")
     sampler_options = _component_options(sampler, ddim_eta=ddim_eta, order=order, edict_p=edict_p if sampler == "edict" else None)
-    if sampler == "ddim":
-        sampler_options.setdefault("eta", PAPER_DDIM_ETA)
+    if sampler in DEFAULT_ETAS:
+        sampler_options.setdefault("eta", DEFAULT_ETAS[sampler])
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
         # EDICT spends two calls per step: fewer steps keep the budget

@@ -38,7 +38,7 @@ def mean_colour_start(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor
     if len(colour) != x.shape[-3]:
         raise ValueError(f"the prior's mean colour has {len(colour)} channels, its images {x.shape[-3]}")
     mean = torch.tensor(colour, dtype=x.dtype, device=x.device).view(-1, 1, 1).expand_as(x)
-    return x + mean - operator.A_pinv(operator.A(mean))
+    return operator.project(mean, y)  # mean - A+(A mean) + A+ y
 
 
 STARTS: dict[str, Start] = {"pinv": pinv_start, "mean-colour": mean_colour_start}
