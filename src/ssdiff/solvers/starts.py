@@ -34,10 +34,10 @@ def mean_colour_start(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor
     if colour is None:
         raise ValueError(f"start 'mean-colour' needs the prior's mean colour, and {getattr(prior, 'name', 'this prior')!r} "
                          "has none recorded (known models carry theirs; else set prior.mean_colour)")
-    x = operator.A_pinv(y)
-    if len(colour) != x.shape[-3]:
-        raise ValueError(f"the prior's mean colour has {len(colour)} channels, its images {x.shape[-3]}")
-    mean = torch.tensor(colour, dtype=x.dtype, device=x.device).view(-1, 1, 1).expand_as(x)
+    shape = operator.image_batch_shape(y)
+    if len(colour) != shape[-3]:
+        raise ValueError(f"the prior's mean colour has {len(colour)} channels, its images {shape[-3]}")
+    mean = torch.tensor(colour, dtype=y.dtype, device=y.device).view(-1, 1, 1).expand(shape)
     return operator.project(mean, y)  # mean - A+(A mean) + A+ y
 
 
