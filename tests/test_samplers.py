@@ -134,6 +134,8 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"sampler": "unipc", "ddim_eta": 0.5}, "ddim_eta applies to the ddim, cm4ir-noise samplers only"),
     ({"sampler": "ddim", "order": 2}, "order applies to the dpm-solver"),
     ({"sampler": "ddim", "edict_p": 0.9}, "edict_p applies to the edict inversion and sampler only"),
+    ({"sampler": "dpm-solver++", "null_eta": 1.0}, "null_eta applies to the ddim, cm4ir-noise samplers only"),
+    ({"sampler": "ddim", "null_eta": 1.5}, r"null_eta must be in \[0, 1\]"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
     ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
     ({"sampler": "unipc", "order": 3, "forward_steps": 2, "backward_steps": 2}, "needs at least 3 generation steps"),
@@ -197,3 +199,44 @@ def test_cm4ir_noise_injection_is_ddim_with_the_predicted_noise_negated():
     e = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
     assert torch.allclose(seen[1], math.sqrt(a_next) * x0 - math.sqrt(1 - a_next) * e, atol=1e-5)
     assert out.shape == x.shape and restore(GaussianPrior(), op, y, sampler="cm4ir-noise", **common).nfe == 7
+
+
+@pytest.mark.parametrize("rule", ["projection", "noise-aware"])
+def test_null_space_noise_changes_only_what_y_does_not_measure(rule):
+    # a box hole: the move with fresh-noise share 1 in the null space keeps the sampler's move on the
+    # measured pixels and is sqrt(a') x0 + sqrt(1 - a') z in the hole, z the one draw both moves share
+    from ssdiff.solvers.consistency import BackProjection, NoiseAwareProjection, NullSpaceNoise, Step
+
+    op = get_operator("inpaint", image_size=(16, 16), mask="box:0.5")
+    g = torch.Generator().manual_seed(2)
+    y = op.A(torch.rand(1, 3, 16, 16, generator=g) * 2 - 1)
+    base = BackProjection(op, y) if rule == "projection" else NoiseAwareProjection(op, y, 0.1)
+    x0, eps = torch.randn(1, 3, 16, 16, generator=g).clamp(-1, 1), torch.randn(1, 3, 16, 16, generator=g)
+    step, eta = Step(0, 400, 0.5, 0.8), 0.3
+    split = NullSpaceNoise(base, op, 1.0).move(x0, eps, step, eta, NoiseSource(5, 1, "cpu"))
+    plain = base.move(x0, eps, step, eta, NoiseSource(5, 1, "cpu"))
+    z = NoiseSource(5, 1, "cpu").draw(x0.shape, "cpu")
+    hole = op.singular_map(x0).expand_as(x0) == 0
+    assert hole.any() and (~hole).any()
+    assert torch.allclose(split[~hole], plain[~hole], atol=1e-6)
+    fresh = math.sqrt(0.8) * base(x0, step) + math.sqrt(0.2) * z
+    assert torch.allclose(split[hole], fresh[hole], atol=1e-6)
+    # the same share everywhere is the rule's own move
+    same = NullSpaceNoise(base, op, eta).move(x0, eps, step, eta, NoiseSource(5, 1, "cpu"))
+    assert torch.equal(same, plain)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "cm4ir-noise"])
+def test_null_space_noise_in_ssd(truth, sampler):
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
+    y = op.A(truth)
+    common = {"method": "ssd", "nfe": 8, "t0": 500, "seed": 3, "sampler": sampler, "ddim_eta": 0.3}
+    plain = restore(GaussianPrior(), op, y, **common)
+    # null_eta equal to ddim_eta is the plain run, draw for draw
+    assert torch.equal(restore(GaussianPrior(), op, y, null_eta=0.3, **common).image, plain.image)
+    split = restore(GaussianPrior(), op, y, null_eta=1.0, **common)
+    assert split.nfe == plain.nfe == 7 and split.extras["null_eta"] == 1.0
+    assert not torch.allclose(split.image, plain.image, atol=1e-3)
+    # both end on the measurement (the last estimate is back-projected) and are seeded
+    assert torch.allclose(op.A(split.image), y, atol=1e-4)
+    assert torch.equal(split.image, restore(GaussianPrior(), op, y, null_eta=1.0, **common).image)

@@ -107,6 +107,8 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t0", type=TIME_STEP, help="time step the DA inversion reaches (default per task: 550 SR/deblur, 750 colorization)")
     p.add_argument("--eta", type=NON_NEGATIVE, help="DA inversion noise (default per task: 0.4 SR/deblur, 0.8 colorization)")
     p.add_argument("--ddim-eta", type=NON_NEGATIVE, help="stochasticity of the generation steps (default 0.8)")
+    p.add_argument("--null-eta", type=FRACTION, help="stochasticity of the generation steps in what the measurement does "
+                   "not see (the null space of A: a hole, lost detail, colour); default: --ddim-eta everywhere")
     p.add_argument("--stop-t", type=TIME_STEP, help="SSD+: no back-projection below this time step (default 200 for ssd+)")
     p.add_argument("--sampler", help="SSD/DDNM generation: ddim (default, the paper's), dpm-solver++, sde-dpm-solver++, "
                    "unipc, edict")
@@ -128,7 +130,8 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
 
 
 def solver_params(args: argparse.Namespace) -> dict:
-    values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "stop_consistency_t": args.stop_t,
+    values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "null_eta": args.null_eta,
+              "stop_consistency_t": args.stop_t,
               "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion, "start": args.start,
               "preset": args.preset, "realism": args.realism,
               "reuse_encoder": args.reuse_encoder}

@@ -11,6 +11,7 @@ corrects and moves to the next level in one, so that a rule that also re-balance
 - :class:`ConjugateGradient`: DDS's few CG steps on the normal equations (any matrix-free operator).
 - :class:`Proximal`: ``argmin |y - A x|^2 + rho |x - x0|^2`` (DiffPIR's data step, CM4IR's guidance).
 - :class:`FirstSteps`: another rule on the first generation steps only (SSD+).
+- :class:`NullSpaceNoise`: another rule, with its own share of fresh noise in the null space of ``A``.
 - :func:`back_projection`: the rule a projection method uses for a measurement of noise ``sigma_y``.
 """
 
@@ -45,9 +46,14 @@ class Consistency:
         return x0
 
     def move(self, x0: torch.Tensor, eps: torch.Tensor, step: Step, eta: float, noise: NoiseSource) -> torch.Tensor:
-        """Correct ``x0``, then DDIM's move to the next level with fresh noise ``eta sqrt(1 - a_next)``."""
+        """Correct ``x0``, then :meth:`advance` from it."""
+        return self.advance(self(x0, step), eps, step, eta, noise)
+
+    def advance(self, x0: torch.Tensor, eps: torch.Tensor, step: Step, eta: float, noise: NoiseSource) -> torch.Tensor:
+        """DDIM's move from a corrected ``x0`` along ``eps`` to the next level, with fresh noise
+        ``eta sqrt(1 - a_next)`` (a sampler that builds its own direction, as cm4ir-noise, calls this)."""
         sigma = eta * math.sqrt(1.0 - step.alpha_bar_next)
-        return ddim_move(self(x0, step), eps, step.alpha_bar_next, sigma, noise.like(x0) if sigma > 0 else None)
+        return ddim_move(x0, eps, step.alpha_bar_next, sigma, noise.like(x0) if sigma > 0 else None)
 
 
 UNCONSTRAINED = Consistency()
@@ -144,6 +150,47 @@ class FirstSteps(Consistency):
         if step.index < self.count:
             return self.rule.move(x0, eps, step, eta, noise)
         return UNCONSTRAINED.move(x0, eps, step, eta, noise)
+
+
+class NullSpaceNoise(Consistency):
+    """``rule``'s correction and move, but with fresh-noise share ``eta`` in the null space of ``A``
+    (what ``y`` does not measure: a hole, the frequencies SR loses, the colour) and the sampler's own
+    share in its range: a mask-aware noise schedule, for any operator. At ``eta = 1`` the null-space
+    part of the next state is ``sqrt(a') x0 + sqrt(1 - a') z``: the network's noise is dropped there.
+
+    The rule moves twice from one draw of fresh noise, once with each share; the result is the
+    first plus the null-space part, ``v - A^+(A v)``, of their difference ``v`` (for DDNM+'s rule,
+    which moves per SVD component, exactly its move with ``eta`` on the components of zero singular
+    value). The rule's correction then runs twice a step: a projection costs far less than a network call."""
+
+    def __init__(self, rule: Consistency, operator: LinearOperator, eta: float):
+        self.rule, self.operator, self.eta = rule, operator, eta
+
+    def __call__(self, x0: torch.Tensor, step: Step) -> torch.Tensor:
+        return self.rule(x0, step)
+
+    def move(self, x0: torch.Tensor, eps: torch.Tensor, step: Step, eta: float, noise: NoiseSource) -> torch.Tensor:
+        return self._split(lambda share, drawn: self.rule.move(x0, eps, step, share, drawn), eta, noise.like(x0))
+
+    def advance(self, x0: torch.Tensor, eps: torch.Tensor, step: Step, eta: float, noise: NoiseSource) -> torch.Tensor:
+        return self._split(lambda share, drawn: self.rule.advance(x0, eps, step, share, drawn), eta, noise.like(x0))
+
+    def _split(self, moved: Callable[[float, Drawn], torch.Tensor], eta: float, z: torch.Tensor) -> torch.Tensor:
+        x = moved(eta, Drawn(z))
+        if self.eta == eta:
+            return x
+        v = moved(self.eta, Drawn(z)) - x
+        return x + v - self.operator.A_pinv(self.operator.A(v))
+
+
+class Drawn:
+    """Noise drawn once, handed out as a :class:`~.common.NoiseSource` would (so two moves share it)."""
+
+    def __init__(self, z: torch.Tensor):
+        self.z = z
+
+    def like(self, x: torch.Tensor) -> torch.Tensor:
+        return self.z
 
 
 def back_projection(operator: LinearOperator, y: torch.Tensor, sigma_y: float = 0.0) -> Consistency:

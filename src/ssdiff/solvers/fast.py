@@ -34,8 +34,9 @@ UNTUNED: dict[str, Any] = {"sampler": "dpm-solver++", "spacing": "logsnr", "inve
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
     """The configuration without knobs its sampler ignores, nor the default start (so that equal runs are scored once)."""
+    noiseless = config.get("sampler", "ddim") not in ETA_SAMPLERS
     return {k: v for k, v in config.items()
-            if not (k == "ddim_eta" and config.get("sampler", "ddim") not in ETA_SAMPLERS) and not (k == "start" and v == "pinv")}
+            if not (k in ("ddim_eta", "null_eta") and (noiseless or v is None)) and not (k == "start" and v == "pinv")}
 
 
 def config_to_hparams(config: dict[str, Any], nfe: int) -> dict[str, Any]:

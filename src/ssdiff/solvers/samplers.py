@@ -32,7 +32,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 from ..schedule import NoiseSchedule, descending_pairs
-from .common import EpsPrior, NoiseSource, StepCallback, ddim_move, predict_x0, schedule_of
+from .common import EpsPrior, NoiseSource, StepCallback, predict_x0, schedule_of
 from .consistency import UNCONSTRAINED, Consistency, Step
 from .edict import DEFAULT_MIX, edict_generate, projected_eps
 
@@ -87,11 +87,11 @@ def cm4ir_noise(prior: EpsPrior, x: State, steps: list[int], consistency: Consis
     for i, ((t, t_prev), eta_i) in enumerate(zip(pairs, per_step(eta, len(pairs), "cm4ir-noise"))):
         if callback:
             callback("generation", i, t, x)
-        a, a_next = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_prev)
-        x0 = consistency(predict_x0(x, prior(x, t), a, clip=clip), Step(i, t, a, a_next))
+        a = schedule.alpha_bar_at(t)
+        step = Step(i, t, a, schedule.alpha_bar_at(t_prev))
+        x0 = consistency(predict_x0(x, prior(x, t), a, clip=clip), step)
         negated = (math.sqrt(a) * x0 - x) / math.sqrt(1 - a)
-        sigma = eta_i * math.sqrt(1 - a_next)
-        x = ddim_move(x0, negated, a_next, sigma, noise.like(x) if sigma > 0 else None)
+        x = consistency.advance(x0, negated, step, eta_i, noise)
     return x
 
 

@@ -24,7 +24,7 @@ import torch
 from ..operators import LinearOperator
 from ..schedule import DEFAULT_SCHEDULE, spaced_steps, uniform_steps
 from .common import CallCounter, EpsPrior, NoiseSource, Restoration, StepCallback
-from .consistency import UNCONSTRAINED, FirstSteps
+from .consistency import UNCONSTRAINED, FirstSteps, NullSpaceNoise
 from .consistency import back_projection as projection_rule  # ssd()'s back_projection is the ablation switch
 from .edict import DEFAULT_MIX
 from .inversions import inversion_spec
@@ -88,8 +88,8 @@ class SSDSchedule:
 def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 30, t0: int = 550, eta: float = 0.4,
         seed: int | None = 0, start: str = "pinv", inversion: str = "da", sampler: str = "ddim",
         spacing: str | Sequence[int] = "uniform",
-        ddim_eta: float | Sequence[float] | None = None, order: int | None = None, edict_p: float | None = None,
-        stop_consistency_t: int | None = None, back_projection: bool = True, sigma_y: float = 0.0,
+        ddim_eta: float | Sequence[float] | None = None, null_eta: float | None = None, order: int | None = None,
+        edict_p: float | None = None, stop_consistency_t: int | None = None, back_projection: bool = True, sigma_y: float = 0.0,
         forward_steps: int | None = None, backward_steps: int | None = None, align_steps: bool = False,
         callback: StepCallback | None = None) -> Restoration:
     """Restore ``x`` from ``y = A x`` with SSD (``stop_consistency_t`` None) or SSD+ (e.g. 200).
@@ -101,7 +101,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     ``back_projection=False``, an ablation), noise-aware for a measurement with Gaussian noise of std
     ``sigma_y`` (in [-1, 1] units), so that the noise of ``y`` is not copied into x.
     Component options: ``ddim_eta`` (the ddim sampler's fresh noise, default 0.8; cm4ir-noise's, default
-    0.1; one per step or one for all), ``order`` (a
+    0.1; one per step or one for all), ``null_eta`` (their share of fresh noise in the null space of
+    ``A`` instead, :class:`~.consistency.NullSpaceNoise`; default: ``ddim_eta`` everywhere), ``order`` (a
     multistep sampler's, default 2), ``edict_p`` (EDICT's mixing, default 0.93).
     ``forward_steps`` / ``backward_steps`` override the budget's split; ``align_steps`` moves
     generation steps onto the inversion's (what attention injection needs); ``callback(phase,
@@ -113,6 +114,10 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     sampler_options = _component_options(sampler, ddim_eta=ddim_eta, order=order, edict_p=edict_p if sampler == "edict" else None)
     if sampler in DEFAULT_ETAS:
         sampler_options.setdefault("eta", DEFAULT_ETAS[sampler])
+    if null_eta is not None and sampler not in ETA_SAMPLERS:
+        raise ValueError(f"null_eta applies to the {', '.join(ETA_SAMPLERS)} samplers only, not to {sampler!r}")
+    if null_eta is not None and not 0 <= null_eta <= 1:
+        raise ValueError(f"null_eta must be in [0, 1], got {null_eta}")
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
         # EDICT spends two calls per step: fewer steps keep the budget
@@ -127,9 +132,11 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     inversion_options = {"da": {"eta": eta}, "edict": {"p": DEFAULT_MIX if edict_p is None else edict_p}}.get(inversion, {})
     embryo = inverting.function(counter, starting(prior, operator, y).float(), plan.forward, noise, callback, **inversion_options)
     consistency = FirstSteps(projection_rule(operator, y, sigma_y), plan.projected) if back_projection else UNCONSTRAINED
+    if null_eta is not None:
+        consistency = NullSpaceNoise(consistency, operator, null_eta)
     x = generating.function(counter, embryo, plan.backward, consistency, noise, callback, **sampler_options)
     extras = {"t0": t0, "eta": eta, "start": start, "inversion": inversion, "sampler": sampler, "spacing": spacing,
-              "ddim_eta": sampler_options.get("eta"),
+              "ddim_eta": sampler_options.get("eta"), "null_eta": null_eta,
               "forward_steps": plan.forward, "backward_steps": plan.backward, "projected_steps": plan.projected,
               "sigma_y": sigma_y}
     return Restoration(image=x, nfe=counter.calls, extras=extras)
