@@ -112,6 +112,10 @@ def test_configurations_spend_the_whole_budget():
     assert config_to_hparams({"inversion_calls": 0, "sampler": "ddim", "ddim_eta": 0.3}, 4)["inversion"] == "sdedit"
     with pytest.raises(ValueError, match="no generation step"):
         config_to_hparams({"inversion_calls": 3}, 3)
+    # null-space noise belongs to the samplers with fresh noise, and None is its absence
+    assert config_to_hparams({"inversion_calls": 1, "sampler": "ddim", "null_eta": 1.0}, 4)["null_eta"] == 1.0
+    for config in ({"sampler": "unipc", "null_eta": 1.0}, {"sampler": "ddim", "null_eta": None}):
+        assert "null_eta" not in config_to_hparams({"inversion_calls": 1, **config}, 4)
 
 
 def test_presets_of_another_prior_or_task_are_refused():
