@@ -5,7 +5,8 @@ restored image to time step ``t_j`` with fresh noise (``sqrt(a) x0 + sqrt(1 - a)
 DDIM calls back down with back-projection. Scored as ``ssdiff tune`` scores (PSNR - 0.15 SWD on
 the 16 training faces 007001..007016), beside the points of the budget's stored frontier, so a
 restart that wins shows up as a point no frontier point beats. The library does not ship a
-restart sampler: this probe found none that wins (``restart_probe.txt``).
+restart sampler: in this probe restarts trace the frontier, and null-space noise (``null_eta``) beats them
+(``few_step/restart_probe.txt``).
 
     python benchmarks/restart_probe.py --data ../shared/data/celeba_aligned
 """

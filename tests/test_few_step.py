@@ -135,17 +135,17 @@ def test_presets_of_another_prior_or_task_are_refused():
 def test_tune_visits_ddim_with_each_of_its_noise_levels(monkeypatch):
     import ssdiff.tune as tune_module
 
-    # a score landscape where deterministic ddim is worse than the start, stochastic ddim best
+    # a score landscape where ddim is worse than the start unless both its noise levels are right
     def fake_evaluate(prior, operator, truths, config, nfe, *args):
-        good = config["sampler"] == "ddim" and config["ddim_eta"] == 0.8
+        good = config["sampler"] == "ddim" and config["ddim_eta"] == 0.8 and config.get("null_eta") == 1.0
         psnr = 30.0 if good else 20.0 - (config["sampler"] == "ddim")
         return {"psnr": psnr, "swd": 0.0, "score": psnr, "calls": nfe}
 
     monkeypatch.setattr(tune_module, "evaluate", fake_evaluate)
-    space = {"sampler": ["unipc", "ddim"], "ddim_eta": [0.0, 0.8]}
+    space = {"sampler": ["unipc", "ddim"], "ddim_eta": [0.0, 0.8], "null_eta": [None, 1.0]}
     entry = tune_module.tune(GaussianPrior(), get_operator("colorization"), torch.zeros(1, 3, 8, 8), 10,
                              task_defaults={}, space=space, rounds=1, progress=False, start={"sampler": "unipc"})
-    assert entry["config"] == {"sampler": "ddim", "ddim_eta": 0.8} and entry["psnr"] == 30.0
+    assert entry["config"] == {"sampler": "ddim", "ddim_eta": 0.8, "null_eta": 1.0} and entry["psnr"] == 30.0
 
 
 def test_tune_writes_a_preset_that_ssd_fast_uses(tmp_path, tiny_model_args, golden, model_configs, images):

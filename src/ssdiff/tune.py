@@ -11,6 +11,7 @@ preset files and runs ``ssd-fast`` with them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "start": ["pinv", "mean-colour"],  # what the inversion starts from (solvers/starts.py)
     "null_eta": [None, 0.5, 1.0],  # their fresh noise in the null space of A instead (None: ddim_eta's)
 }
+FRESH_NOISE_KNOBS = ("ddim_eta", "null_eta")  # what only the samplers with fresh noise take
 
 
 def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, config: dict[str, Any], nfe: int,
@@ -69,8 +71,8 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
 
     Each round visits every knob in turn and keeps the value with the best score, the others
     fixed; a round that changes nothing ends the search. The samplers with fresh noise (``ddim``,
-    ``cm4ir-noise``) are visited with each ``ddim_eta`` value: that knob means nothing to the other
-    samplers, so from one of them a single candidate would be judged at whatever ``ddim_eta`` was left over.
+    ``cm4ir-noise``) are visited with each pair of ``ddim_eta`` and ``null_eta`` values: those knobs mean
+    nothing to the other samplers, so from one of them a single candidate would be judged at whatever was left over.
     Configurations that cannot spend the budget (more inversion calls than it allows) are skipped.
 
     With ``steps``, the winner's steps are then searched one by one (:func:`step_moves`, AutoDiffusion's
@@ -104,9 +106,11 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
     def knob_move(knob: str) -> Move:
         def candidates(config: dict[str, Any]) -> list[dict[str, Any]]:
             found = []
+            noise_knobs = [k for k in FRESH_NOISE_KNOBS if k in space]
             for value in space[knob]:
-                if knob == "sampler" and value in ETA_SAMPLERS and "ddim_eta" in space:
-                    found += [{**config, knob: value, "ddim_eta": ddim_eta} for ddim_eta in space["ddim_eta"]]
+                if knob == "sampler" and value in ETA_SAMPLERS and noise_knobs:
+                    found += [{**config, knob: value, **dict(zip(noise_knobs, values))}
+                              for values in itertools.product(*(space[k] for k in noise_knobs))]
                 else:
                     found.append({**config, knob: value})
             return found
