@@ -111,7 +111,7 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
                    "not see (the null space of A: a hole, lost detail, colour); default: --ddim-eta everywhere")
     p.add_argument("--stop-t", type=TIME_STEP, help="SSD+: no back-projection below this time step (default 200 for ssd+)")
     p.add_argument("--sampler", help="SSD/DDNM generation: ddim (default, the paper's), dpm-solver++, sde-dpm-solver++, "
-                   "unipc, edict")
+                   "unipc, edict, cm4ir-noise")
     p.add_argument("--spacing", help="SSD/DDNM generation time steps: uniform (the paper's), trailing, quadratic, logsnr, "
                    "diffpir (the DiffPIR authors' quad, DiffPIR's default)")
     p.add_argument("--inversion", help="SSD's Embryo: da (default), sdedit, edict (exact inversion)")
