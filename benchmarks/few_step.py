@@ -119,18 +119,23 @@ def timing_table(rows: list[dict]) -> str:
 
 
 def presets_table(path: Path) -> str:
-    """The shipped presets, budget by budget, with what each search cost."""
+    """The shipped presets, budget by budget, with their frontiers' sizes and what each search cost."""
     presets = json.loads(path.read_text())["presets"]
-    header = ("| task | NFE | sampler | spacing | t0 | eta | inversion calls | ddim_eta | PSNR / SWD (16 tuning faces) "
-              "| configurations scored | network calls | minutes |")
-    lines = [header, "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+
+    def listed(value: object, word: str) -> object:
+        return f"{word}: {', '.join(f'{v:g}' for v in value)}" if isinstance(value, list) else value
+
+    header = ("| task | NFE | sampler | spacing | t0 | eta | inversion calls | ddim_eta | null_eta | start "
+              "| PSNR / SWD (16 tuning faces) | frontier points | configurations scored | network calls |")
+    lines = [header, "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | --- | --- | ---: | ---: | ---: |"]
     for task, budgets in presets.items():
         for budget in sorted(budgets, key=int):
             entry = budgets[budget]
             c, search = entry["config"], entry["search"]
-            lines.append(f"| {task} | {budget} | {c['sampler']} | {c['spacing']} | {c['t0']} | {c['eta']} | "
-                         f"{c['inversion_calls']} | {c.get('ddim_eta', '')} | {entry['psnr']:.2f} / {entry['swd']:.1f} | "
-                         f"{search['evaluations']} | {search['network_calls']} | {search['minutes']} |")
+            lines.append(f"| {task} | {budget} | {c['sampler']} | {listed(c['spacing'], 'searched')} | {c['t0']} | {c['eta']} | "
+                         f"{c['inversion_calls']} | {listed(c.get('ddim_eta', ''), 'per step')} | {c.get('null_eta', '')} | "
+                         f"{c.get('start', 'pinv')} | {entry['psnr']:.2f} / {entry['swd']:.1f} | {len(entry.get('frontier', []))} | "
+                         f"{search['evaluations']} | {search['network_calls']} |")
     return "\n".join(lines)
 
 
