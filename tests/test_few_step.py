@@ -114,7 +114,8 @@ def test_configurations_spend_the_whole_budget():
         config_to_hparams({"inversion_calls": 3}, 3)
     # null-space noise belongs to the samplers with fresh noise, and None is its absence
     assert config_to_hparams({"inversion_calls": 1, "sampler": "ddim", "null_eta": 1.0}, 4)["null_eta"] == 1.0
-    for config in ({"sampler": "unipc", "null_eta": 1.0}, {"sampler": "ddim", "null_eta": None}):
+    for config in ({"sampler": "unipc", "null_eta": 1.0}, {"sampler": "ddim", "null_eta": None},
+                   {"sampler": "ddim", "ddim_eta": 0.3, "null_eta": 0.3}):  # the same share everywhere: the plain run
         assert "null_eta" not in config_to_hparams({"inversion_calls": 1, **config}, 4)
 
 

@@ -135,7 +135,8 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"sampler": "ddim", "order": 2}, "order applies to the dpm-solver"),
     ({"sampler": "ddim", "edict_p": 0.9}, "edict_p applies to the edict inversion and sampler only"),
     ({"sampler": "dpm-solver++", "null_eta": 1.0}, "null_eta applies to the ddim, cm4ir-noise samplers only"),
-    ({"sampler": "ddim", "null_eta": 1.5}, r"null_eta must be in \[0, 1\]"),
+    ({"sampler": "ddim", "null_eta": 1.5}, r"null_eta must be one number in \[0, 1\]"),
+    ({"sampler": "ddim", "null_eta": [0.5, 1.0]}, r"null_eta must be one number in \[0, 1\]"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
     ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
     ({"sampler": "unipc", "order": 3, "forward_steps": 2, "backward_steps": 2}, "needs at least 3 generation steps"),
@@ -240,3 +241,53 @@ def test_null_space_noise_in_ssd(truth, sampler):
     # both end on the measurement (the last estimate is back-projected) and are seeded
     assert torch.allclose(op.A(split.image), y, atol=1e-4)
     assert torch.equal(split.image, restore(GaussianPrior(), op, y, null_eta=1.0, **common).image)
+
+
+@pytest.mark.parametrize("task, options", [("sr_bicubic", {"scale": 4}), ("colorization", {})])
+def test_null_space_noise_splits_along_the_pseudo_inverse(task, options):
+    # beyond a mask (where A^T = A^+): the range part of the move is the plain one, the null-space
+    # part is that of the rule's move with the null share, for any SVD operator
+    from ssdiff.solvers.consistency import BackProjection, NullSpaceNoise, Step
+
+    op = get_operator(task, image_size=(16, 16), **options)
+    g = torch.Generator().manual_seed(4)
+    y = op.A(torch.rand(1, 3, 16, 16, generator=g) * 2 - 1)
+    rule = BackProjection(op, y)
+    x0, eps = torch.randn(1, 3, 16, 16, generator=g).clamp(-1, 1), torch.randn(1, 3, 16, 16, generator=g)
+    step = Step(0, 400, 0.5, 0.8)
+    split = NullSpaceNoise(rule, op, 1.0).move(x0, eps, step, 0.2, NoiseSource(5, 1, "cpu"))
+    plain = rule.move(x0, eps, step, 0.2, NoiseSource(5, 1, "cpu"))
+    fresh = rule.move(x0, eps, step, 1.0, NoiseSource(5, 1, "cpu"))
+
+    def null(v):
+        return v - op.A_pinv(op.A(v))
+
+    assert torch.allclose(op.A(split), op.A(plain), atol=1e-4)
+    assert torch.allclose(null(split), null(fresh), atol=1e-4)
+    assert not torch.allclose(null(split), null(plain), atol=1e-2)
+
+
+def test_ssd_fast_refuses_noise_shares_its_presets_sampler_ignores(truth):
+    # a preset without fresh noise (the untuned dpm-solver++ here) would silently drop them
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
+    calls = []
+
+    def prior(x, t):
+        calls.append(t)
+        return torch.zeros_like(x)
+
+    presets = {"prior": "unnamed", "presets": {"sr_bicubic_x4": {"10": {"config": {"sampler": "unipc", "inversion_calls": 1}}}}}
+    for knob in ("null_eta", "ddim_eta"):
+        with pytest.raises(ValueError, match=f"{knob} applies to the ddim, cm4ir-noise samplers only.*'unipc'"):
+            restore(prior, op, op.A(truth), method="ssd-fast", nfe=10, preset=presets, **{knob: 1.0})
+    assert not calls
+    # given the sampler too, it runs; a noisy measurement's switch to ddim keeps what the user gave
+    ok = restore(GaussianPrior(), op, op.A(truth), method="ssd-fast", nfe=10, preset=presets, sampler="ddim", null_eta=1.0)
+    assert ok.extras["null_eta"] == 1.0
+    noisy = restore(GaussianPrior(), op, op.A(truth), method="ssd-fast", nfe=10, preset=presets, null_eta=1.0, sigma_y=0.05)
+    assert noisy.extras["sampler"] == "ddim" and noisy.extras["null_eta"] == 1.0
+    # and drops the noise shares of the preset's own sampler
+    tuned = {"prior": "unnamed", "presets": {"sr_bicubic_x4": {"10": {"config": {
+        "sampler": "cm4ir-noise", "inversion_calls": 1, "ddim_eta": 0.1, "null_eta": 0.5}}}}}
+    switched = restore(GaussianPrior(), op, op.A(truth), method="ssd-fast", nfe=10, preset=tuned, sigma_y=0.05)
+    assert switched.extras["sampler"] == "ddim" and switched.extras["null_eta"] is None and switched.extras["ddim_eta"] == 0.8

@@ -27,7 +27,7 @@ from .operators import LinearOperator
 from .schedule import spaced_steps
 from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
-from .solvers.fast import SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets
+from .solvers.fast import FRESH_NOISE_KNOBS, SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets
 from .solvers.samplers import ETA_SAMPLERS, MULTISTEP
 from .solvers.ssd import DEFAULT_ETAS
 
@@ -42,7 +42,6 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "start": ["pinv", "mean-colour"],  # what the inversion starts from (solvers/starts.py)
     "null_eta": [None, 0.5, 1.0],  # their fresh noise in the null space of A instead (None: ddim_eta's)
 }
-FRESH_NOISE_KNOBS = ("ddim_eta", "null_eta")  # what only the samplers with fresh noise take
 
 
 def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, config: dict[str, Any], nfe: int,

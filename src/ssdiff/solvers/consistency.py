@@ -3,7 +3,8 @@
 One component, several rules. Every sampler calls ``consistency(x0, step)`` on the estimate of
 each step; a DDIM-style sampler calls ``consistency.move(x0, eps, step, eta, noise)``, which
 corrects and moves to the next level in one, so that a rule that also re-balances the noise
-(DDNM+) can do both. No sampler looks at the operator or the noise level of ``y`` itself.
+(DDNM+) can do both, and one that builds its own direction from the corrected estimate
+(cm4ir-noise) calls ``consistency.advance``. No sampler looks at the operator or the noise level of ``y`` itself.
 
 - :class:`BackProjection`: ``x0 - A^+(A x0 - y)``, the exact projection onto ``{A x = y}`` (SSD Eq. 12,
   DDNM Eq. 13); through CG for a matrix-free operator.
@@ -155,13 +156,17 @@ class FirstSteps(Consistency):
 class NullSpaceNoise(Consistency):
     """``rule``'s correction and move, but with fresh-noise share ``eta`` in the null space of ``A``
     (what ``y`` does not measure: a hole, the frequencies SR loses, the colour) and the sampler's own
-    share in its range: a mask-aware noise schedule, for any operator. At ``eta = 1`` the null-space
-    part of the next state is ``sqrt(a') x0 + sqrt(1 - a') z``: the network's noise is dropped there.
+    share in the range of ``A^T``: a mask-aware noise schedule, for any operator. At ``eta = 1`` the
+    null-space part of the next state is ``sqrt(a') x0 + sqrt(1 - a') z``: the sampler's direction
+    (the network's noise, or cm4ir-noise's negated one) is dropped there.
 
     The rule moves twice from one draw of fresh noise, once with each share; the result is the
     first plus the null-space part, ``v - A^+(A v)``, of their difference ``v`` (for DDNM+'s rule,
     which moves per SVD component, exactly its move with ``eta`` on the components of zero singular
-    value). The rule's correction then runs twice a step: a projection costs far less than a network call."""
+    value). The split is exact where ``A^+`` is the (truncated) Moore-Penrose inverse, as in the SVD
+    view, and approximate where it is solved by CG. :meth:`move` corrects twice and :meth:`advance`
+    not at all, plus the one ``A^+ A`` of the split: projections cost far less than a network call
+    (three CG solves a step for a matrix-free operator)."""
 
     def __init__(self, rule: Consistency, operator: LinearOperator, eta: float):
         self.rule, self.operator, self.eta = rule, operator, eta
@@ -184,7 +189,8 @@ class NullSpaceNoise(Consistency):
 
 
 class Drawn:
-    """Noise drawn once, handed out as a :class:`~.common.NoiseSource` would (so two moves share it)."""
+    """Noise drawn once, in a :class:`~.common.NoiseSource`'s place: every ``like`` returns the same
+    draw, so that the two moves of :class:`NullSpaceNoise` share it."""
 
     def __init__(self, z: torch.Tensor):
         self.z = z

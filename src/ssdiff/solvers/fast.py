@@ -32,11 +32,20 @@ SWD_WEIGHT = 0.15
 UNTUNED: dict[str, Any] = {"sampler": "dpm-solver++", "spacing": "logsnr", "inversion_calls": 1, "ddim_eta": 0.0}
 
 
+FRESH_NOISE_KNOBS = ("ddim_eta", "null_eta")  # what only the samplers with fresh noise (ETA_SAMPLERS) take
+
+
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
-    """The configuration without knobs its sampler ignores, nor the default start (so that equal runs are scored once)."""
+    """The configuration without knobs its sampler ignores, nor defaults (the start ``pinv``, an unset
+    ``null_eta`` or one equal to ``ddim_eta``), so that equal runs are scored once."""
     noiseless = config.get("sampler", "ddim") not in ETA_SAMPLERS
-    return {k: v for k, v in config.items()
-            if not (k in ("ddim_eta", "null_eta") and (noiseless or v is None)) and not (k == "start" and v == "pinv")}
+
+    def idle(knob: str, value: Any) -> bool:
+        if knob in FRESH_NOISE_KNOBS and (noiseless or value is None):
+            return True
+        return (knob == "start" and value == "pinv") or (knob == "null_eta" and value == config.get("ddim_eta"))
+
+    return {k: v for k, v in config.items() if not idle(k, v)}
 
 
 def config_to_hparams(config: dict[str, Any], nfe: int) -> dict[str, Any]:
@@ -177,7 +186,12 @@ def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe:
     if overrides.get("sigma_y", 0) > 0 and config.get("sampler") != "ddim":
         # the presets are tuned on clean measurements; only the ddim update is noise-aware (DDNM+)
         config["sampler"], origin = "ddim", f"{origin}, ddim sampler for the noisy measurement"
-        config.pop("ddim_eta", None)  # another sampler's noise share: ddim takes SSD's own
+        for knob in set(FRESH_NOISE_KNOBS) - set(overrides):  # another sampler's noise shares: ddim takes SSD's own
+            config.pop(knob, None)
+    ignored = [k for k in FRESH_NOISE_KNOBS if overrides.get(k) is not None and config.get("sampler", "ddim") not in ETA_SAMPLERS]
+    if ignored:
+        raise ValueError(f"{ignored[0]} applies to the {', '.join(ETA_SAMPLERS)} samplers only; the preset ({origin}) "
+                         f"uses {config['sampler']!r}: give sampler= too")
     result = ssd(prior, operator, y, nfe=nfe, seed=seed, **config_to_hparams(config, nfe))
     result.extras.update(preset=origin, config=config)
     return result

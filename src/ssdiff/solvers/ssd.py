@@ -16,6 +16,7 @@ and coefficients follow the released code (see ``schedule``).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -116,8 +117,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
         sampler_options.setdefault("eta", DEFAULT_ETAS[sampler])
     if null_eta is not None and sampler not in ETA_SAMPLERS:
         raise ValueError(f"null_eta applies to the {', '.join(ETA_SAMPLERS)} samplers only, not to {sampler!r}")
-    if null_eta is not None and not 0 <= null_eta <= 1:
-        raise ValueError(f"null_eta must be in [0, 1], got {null_eta}")
+    if null_eta is not None and not (isinstance(null_eta, numbers.Real) and 0 <= null_eta <= 1):
+        raise ValueError(f"null_eta must be one number in [0, 1], got {null_eta!r}")
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
         # EDICT spends two calls per step: fewer steps keep the budget
