@@ -397,8 +397,8 @@ def add_tune_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "tune", help="search SSD's few-step configuration for a prior, task and budget (the ssd-fast presets)",
         description="Restore images of the prior's own domain from simulated measurements with many SSD "
-        "configurations (sampler, time-step spacing, t0, eta, inversion calls, start) by coordinate descent, and with "
-        "--steps the steps themselves, score each by PSNR - w * SWD, and write the best one as a preset that --method "
+        "configurations (sampler, time-step spacing, t0, eta, inversion calls, start, fresh noise in and outside the "
+        "null space) by coordinate descent, and with --steps the steps themselves, score each by PSNR - w * SWD, and write the best one as a preset that --method "
         "ssd-fast uses (--preset FILE). Every configuration scored is logged beside the preset file; rerunning the "
         "same command resumes from the log. Tune on images the benchmark does not report: for the built-in prior, "
         "CelebA training faces 007001..008000.",
@@ -409,7 +409,7 @@ def add_tune_parser(subparsers) -> None:
     p.add_argument("--out", required=True, help="preset file (JSON) to write; presets of other tasks and budgets in it are kept")
     p.add_argument("--rounds", type=POSITIVE_INT, default=2, help="coordinate-descent rounds (default 2)")
     p.add_argument("--steps", action="store_true", help="then search the winner's steps one by one: each generation "
-                   "time step, and for the ddim sampler each step's fresh noise (written into the preset as lists)")
+                   "time step, and for the ddim and cm4ir-noise samplers each step's fresh noise (written into the preset as lists)")
     p.add_argument("--space", help='JSON of the knobs and values to search, replacing the default space, e.g. '
                    '\'{"t0": [350, 550], "sampler": ["ddim", "unipc"]}\'')
     p.add_argument("--swd-weight", type=NON_NEGATIVE, default=None, help="weight of SWD in the score (default 0.15)")
