@@ -115,10 +115,11 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     sampler_options = _component_options(sampler, ddim_eta=ddim_eta, order=order, edict_p=edict_p if sampler == "edict" else None)
     if sampler in DEFAULT_ETAS:
         sampler_options.setdefault("eta", DEFAULT_ETAS[sampler])
-    if null_eta is not None and sampler not in ETA_SAMPLERS:
-        raise ValueError(f"null_eta applies to the {', '.join(ETA_SAMPLERS)} samplers only, not to {sampler!r}")
-    if null_eta is not None and not (isinstance(null_eta, numbers.Real) and 0 <= null_eta <= 1):
-        raise ValueError(f"null_eta must be one number in [0, 1], got {null_eta!r}")
+    if null_eta is not None:  # a consistency option (NullSpaceNoise), for the samplers that move through it
+        if sampler not in ETA_SAMPLERS:
+            raise ValueError(f"null_eta applies to the {', '.join(ETA_SAMPLERS)} samplers only, not to {sampler!r}")
+        if not (isinstance(null_eta, numbers.Real) and 0 <= null_eta <= 1):
+            raise ValueError(f"null_eta must be one number in [0, 1], got {null_eta!r}")
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
         # EDICT spends two calls per step: fewer steps keep the budget
