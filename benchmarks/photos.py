@@ -5,7 +5,7 @@ is simulated (SR x4, SR x8, colorization, inpainting) and restored three ways: t
 (bicubic upsampling for SR, ``A+y`` for colorization, the known pixels interpolated by normalised
 convolution for inpainting), the whole photo in tiles of the prior's size
 (``--frame tiles``), and the face restored in the prior's framing and pasted back (``--frame
-auto``, the default). Results go to ``--out`` as they come (a rerun resumes), then the tables.
+auto``, the default, with its fallbacks when no face is found). Results go to ``--out`` as they come (a rerun resumes), then the tables.
 
     python benchmarks/photos.py --data ../shared/data/face_photos --out runs/photos \
         --methods ssd@30,ssd-fast@10 --tasks sr_bicubic4,sr_bicubic8,colorization
@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 import ssdiff
-from ssdiff.faces import face_template, plan_face, restore_face
+from ssdiff.faces import face_template, plan_framing, restore_face
 from ssdiff.figures import Panel, render
 from ssdiff.io import collect_images, read_image, write_bytes, write_image
 from ssdiff.metrics import colourfulness, psnr, ssim
@@ -44,15 +44,17 @@ def restore_photo(prior, operator, y, way: str, method: str, nfe: int, name: str
         else:
             image = bicubic_upsample(y, operator) if getattr(operator, "scale", 1) > 1 else operator.A_pinv(y)
         calls = 0
-    else:
-        template = face_template(prior)
-        plan = plan_face(template, operator, y[0]) if way == "face" else None
-        if plan is None:  # tiles, or no face found: tiles, as the CLI falls back to
-            if way == "face":
-                print(f"{name}: no face found, restored in tiles as the CLI does", flush=True)
+    elif way == "tiles":
+        result = ssdiff.restore(prior, operator, y, method=method, nfe=nfe, seed=0)
+    else:  # the CLI's --frame auto: the face in the prior's frame; without one, what the CLI falls back to
+        plan, warning = plan_framing(prior, operator, y[0], "auto", name)
+        if warning:
+            print(warning, flush=True)
+        if plan is None:
             result = ssdiff.restore(prior, operator, y, method=method, nfe=nfe, seed=0)
         else:
-            result = restore_face(prior, operator, y, plan, template, ssdiff.restore, method=method, nfe=nfe, seed=0)
+            result = restore_face(prior, operator, y, plan, face_template(prior), ssdiff.restore, method=method, nfe=nfe, seed=0)
+    if way != "baseline":
         image, calls = result.image, result.nfe
     return image.clamp(-1, 1), calls, time.perf_counter() - started
 

@@ -600,6 +600,8 @@ def test_messages_name_the_pages_controls_not_the_command_lines_options():
 
     assert in_app_words("ssdiff: warning: x.png: no face found; ... fractured (crop the photo to the face, or "
                         "--frame tiles to silence this)").endswith("fractured (crop the photo to the face)")
+    assert in_app_words("ssdiff: warning: x.png: no face found; ... (crop the photo to the face if it has one; "
+                        "--frame tiles restores it in tiles instead)").endswith("(crop the photo to the face if it has one)")
     assert in_app_words("ssdiff: error: y.png: compressed-sensing measurements are not images; use --from-clean") \
         .endswith('tick "the upload is clean"')
     assert "--" not in in_app_words("ssdiff: warning: z.png: 12 network calls; a larger --nfe usually closes the gap")

@@ -9,7 +9,18 @@ from PIL import Image
 
 import ssdiff
 from ssdiff.demo import astronaut_face
-from ssdiff.faces import Similarity, detect_face, face_template, feather, frame_face, plan_face, restore_face, warp
+from ssdiff.faces import (
+    Similarity,
+    WholePhoto,
+    detect_face,
+    face_template,
+    feather,
+    frame_face,
+    plan_face,
+    plan_framing,
+    restore_face,
+    warp,
+)
 from ssdiff.io import pil_to_tensor
 from ssdiff.metrics import psnr
 from ssdiff.models.catalog import CELEBA64
@@ -205,6 +216,32 @@ def test_face_inpainting_through_the_frame_keeps_the_known_pixels_and_beats_tile
         assert score > psnr(interpolated[0], portrait[0]) + 1
 
 
+@pytest.mark.parametrize("task", ["inpaint", "colorization"])
+def test_without_a_face_colorization_and_inpainting_restore_the_whole_photo_in_the_frame(celeba64, task):
+    """A hole over the face (or no face at all) must not go to tiles, which draw small faces in each
+    tile: the whole photo, shrunk to the frame, is one image of the frame's batch, and the result
+    still agrees with the measurement exactly."""
+    image = smooth_image(128, 96)
+    operator = ssdiff.get_operator(task, image_size=(128, 96))
+    y = operator.A(image)
+    plan, warning = plan_framing(celeba64, operator, y[0], "auto", "noface.png")
+    assert isinstance(plan, WholePhoto)
+    assert warning.startswith("noface.png: no face found; restoring the whole photo") and "enlarged 1.7x" in warning
+    frames = []
+    spy = lambda prior, op, y_frame, **k: frames.append(tuple(y_frame.shape)) or ssdiff.restore(prior, op, y_frame, **k)
+    result = restore_face(celeba64, operator, y, plan, TEMPLATE, spy, method="ssd-fast", nfe=4, seed=0)
+    assert frames == [(1, 3 if task == "inpaint" else 1, 64, 64)] and result.nfe == 4  # one frame image, no tiles
+    assert result.image.shape == image.shape and not result.extras["face_restored"]
+    assert result.extras["whole_photo_magnification"] == pytest.approx(math.sqrt(128 * 96) / 64)
+    assert (operator.A(result.image) - y).abs().max() < 1e-5  # the measurement, exactly
+    assert plan_framing(celeba64, operator, y[0], "tiles", "noface.png") == (None, None)  # asked for tiles: tiles
+    sr = ssdiff.get_operator("sr_bicubic", image_size=(128, 96), scale=2)
+    plan, warning = plan_framing(celeba64, sr, sr.A(image)[0], "auto", "noface.png")
+    assert plan is None and "tiles" in warning  # shrinking would lose the detail SR is asked for
+    with pytest.raises(ValueError, match="colorization and inpainting only"):
+        restore_face(celeba64, sr, sr.A(image), WholePhoto(), TEMPLATE, ssdiff.restore, nfe=4)
+
+
 # ---- the folder runner: framing decided and said before the work ------------------------------------
 
 def test_runner_frames_faces_and_warns_about_scale_or_missing_faces(celeba64, portrait, tmp_path, capsys):
@@ -233,6 +270,11 @@ def test_runner_frames_faces_and_warns_about_scale_or_missing_faces(celeba64, po
     captured = capsys.readouterr()
     assert inpainted.done == 1 and "face.png: ssd-fast, 4 network calls" in captured.out
     assert "face restored in the prior's frame" in captured.out and "what the known pixels show" in captured.err
+    whole = restore_files([folder / "noface.png"], tmp_path / "whole", celeba64, TaskSpec("inpaint", {}),
+                          method="ssd-fast", nfe=4, from_clean=True)
+    captured = capsys.readouterr()
+    assert whole.done == 1 and "noface.png: no face found; restoring the whole photo" in captured.err
+    assert "no face: the whole photo restored in the prior's frame, enlarged 2.0x" in captured.out
 
 
 # ---- tiles: bounded forwards, progress --------------------------------------------------------------

@@ -514,6 +514,7 @@ APP_WORDS = {
     " (crop the photo to the face, or --frame tiles to silence this)": " (crop the photo to the face)",
     " with --frame tiles": " (on the command line, with --frame tiles)",
     " (or use --frame tiles)": "",
+    "; --frame tiles restores it in tiles instead)": ")",
     "use --from-clean": 'tick "the upload is clean"',
     "a larger --nfe": "more network calls (the NFE slider)",
     "--sigma-y": "the measurement noise slider",

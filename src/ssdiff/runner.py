@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .faces import FacePlan, check_frame, face_template, plan_framing, restore_face
+from .faces import FacePlan, WholePhoto, check_frame, face_template, plan_framing, restore_face
 from .figures import Panel, render
 from .io import InputError, output_dir, read_image, write_image
 from .limits import check_pixels
@@ -241,7 +241,7 @@ class Item:
     y: torch.Tensor  # C x h x w
     truth: torch.Tensor | None = None  # the clean image (its original size) with --from-clean
     crop: tuple[int, int] | None = None  # the size to crop the restoration back to
-    face: FacePlan | None = None  # restore the face in the prior's frame (see ssdiff.faces)
+    face: FacePlan | WholePhoto | None = None  # restore the face (or the whole photo) in the prior's frame (see ssdiff.faces)
 
 
 MIN_SIDE = 8  # px: a smaller image is no picture to restore (and SSIM's 7 x 7 window needs it)
@@ -347,7 +347,7 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
     name = items[0].path.name + (f" and {len(items) - 1} more" if len(items) > 1 else "")
     face = items[0].face
     if face is not None:  # one image; the frame's batch: the face (and the whole photo, for colorization and inpainting)
-        inputs = 2 if isinstance(operator, (Colorization, Inpainting)) else 1
+        inputs = 2 if isinstance(face, FacePlan) and isinstance(operator, (Colorization, Inpainting)) else 1
     else:
         inputs = len(items) * (prior.tiles_per_image(*operator.image_shape(y)) if hasattr(prior, "tiles_per_image") else 1)
     started = time.perf_counter()
@@ -378,7 +378,9 @@ def _restore_batch(items: list[Item], prior, method: str, nfe: int, seed: int, h
             outcome.failed += 1
             continue
         line = f"{item.path.name}: {method}, {result.nfe} network calls, {seconds / len(items):.1f} s"
-        if face is not None:
+        if isinstance(face, WholePhoto):
+            line += f", no face: the whole photo restored in the prior's frame, enlarged {result.extras['whole_photo_magnification']:.1f}x"
+        elif face is not None:
             sr = f" (x{face.frame_scale} SR there)" if getattr(operator, "scale", 1) > 1 else ""
             line += (f", face restored in the prior's frame{sr}" if result.extras["face_restored"]
                      else ", face kept at the input's detail")

@@ -27,6 +27,11 @@ fractures them. So, as face-restoration tools do (detect -> align -> restore -> 
    ``sigma_y > 0``, only the background is projected, so the noise the frame's solver weighed
    is not pasted back onto the face.)
 
+Without a face (a hole over it, or none in the photo), colorization and inpainting restore the
+whole photo shrunk to the frame, the background member alone (:class:`WholePhoto`): one coherent
+picture at the prior's scale, where tiles would draw small faces at theirs. Super-resolution,
+which shrinking would rob of its detail, goes to tiles.
+
 The modules: :mod:`.geometry` (the similarity, warps, the feathered mask), :mod:`.detection`
 (step 1's cascades), :mod:`.restoration` (the plan, steps 2 and 3), :mod:`.policy` (whether a
 folder run frames a photo's face or restores it in tiles).
@@ -38,6 +43,7 @@ from .geometry import Similarity, feather, warp
 from .policy import check_frame, plan_framing
 from .restoration import (
     FacePlan,
+    WholePhoto,
     alignment,
     carry_detail,
     face_template,
@@ -54,6 +60,7 @@ __all__ = [
     "FacePlan",
     "FaceTemplate",
     "Similarity",
+    "WholePhoto",
     "alignment",
     "carry_detail",
     "check_frame",

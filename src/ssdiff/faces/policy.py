@@ -1,13 +1,14 @@
-"""When a photo is restored through the face frame and when in tiles (``--frame``): the choice a folder
-run makes for each photo before any work, and the warning that goes with it."""
+"""When a photo is restored through the face frame, when whole in the frame and when in tiles
+(``--frame``): the choice a folder run makes for each photo before any work, and the warning that
+goes with it."""
 
 from __future__ import annotations
 
 import torch
 
 from ..io import InputError
-from ..operators import Inpainting, LinearOperator
-from .restoration import FacePlan, face_template, framable, plan_face
+from ..operators import Colorization, Inpainting, LinearOperator
+from .restoration import FacePlan, WholePhoto, face_template, framable, plan_face
 
 FRAMES = ("auto", "tiles")
 
@@ -18,13 +19,15 @@ def check_frame(frame: str) -> None:
 
 
 def plan_framing(prior, operator: LinearOperator, y: torch.Tensor, frame: str,
-                 name: str) -> tuple[FacePlan | None, str | None]:
+                 name: str) -> tuple[FacePlan | WholePhoto | None, str | None]:
     """Decide, before any work, how the photo ``name`` (measurement ``y``, C x h x w) is restored by
-    ``prior``: its face plan (None: as any image) and the warning to give about it (or None).
+    ``prior``: its plan (None: as any image) and the warning to give about it (or None).
 
     With ``frame="auto"``, a face prior's super-resolution, colorization and inpainting of a larger photo
-    restore its face in the prior's own framing (:mod:`ssdiff.faces`); without a face, or with
-    ``frame="tiles"``, the photo goes through the prior in tiles of its size, as any image does.
+    restore its face in the prior's own framing (:mod:`ssdiff.faces`). Without a face, colorization
+    and inpainting restore the whole photo shrunk to the prior's frame (:class:`WholePhoto`), and
+    super-resolution, which would lose the photo's detail that way, goes through the prior in tiles of
+    its size, as any image does with ``frame="tiles"``.
     """
     template = face_template(prior)
     resolution = getattr(prior, "resolution", None)
@@ -34,6 +37,13 @@ def plan_framing(prior, operator: LinearOperator, y: torch.Tensor, frame: str,
         return None, None
     plan = plan_face(template, operator, y)
     side = template.size
+    if plan is None and isinstance(operator, (Colorization, Inpainting)):
+        magnification = (height * width) ** 0.5 / side
+        return WholePhoto(), (
+            f"{name}: no face found; restoring the whole photo shrunk to the prior's {side} x {side} frame and "
+            f"enlarged {magnification:.1f}x{' where the known pixels do not say' if isinstance(operator, Inpainting) else ''}: "
+            "detail finer than that is not restored (crop the photo to the face if it has one; "
+            "--frame tiles restores it in tiles instead)")
     if plan is None:
         return None, (f"{name}: no face found; restoring it in {side} x {side} tiles, which show the prior parts "
                       f"of the picture at whatever scale they have: a face much larger than {side} px comes out "

@@ -49,6 +49,14 @@ class FacePlan:
         return 1.0 / self.to_frame.scale
 
 
+@dataclass(frozen=True)
+class WholePhoto:
+    """No face found in a photo to colorize or inpaint: the whole photo is restored shrunk to the
+    prior's frame (what a face plan restores as its background) and enlarged back, rather than in
+    tiles of the prior's size, where a face prior draws face parts at the tiles' scale (a hole
+    over a face comes out as a grid of small faces)."""
+
+
 def framable(operator: LinearOperator) -> bool:
     """Operators whose measurement can be carried into the face frame: colorization (exact), SR and
     inpainting with one mask."""
@@ -150,32 +158,39 @@ def frame_noise(kwargs: dict, to_frame: Callable[[torch.Tensor], torch.Tensor], 
     return {**kwargs, "sigma_y": sigma_y * float(to_frame(unit).std())}
 
 
-def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePlan, template: FaceTemplate,
+def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePlan | WholePhoto, template: FaceTemplate,
                  restore_fn: RestoreFn, **kwargs) -> Restoration:
-    """Restore one photo's measurement ``y`` (1 x C x h x w) with its face in the prior's frame (see the module)."""
+    """Restore one photo's measurement ``y`` (1 x C x h x w) with its face in the prior's frame (see the
+    module), or with a :class:`WholePhoto` plan (colorization and inpainting) the whole photo alone."""
     if y.shape[0] != 1:
         raise ValueError(f"restore_face restores one photo at a time (its own face plan), got a batch of {y.shape[0]}")
     size = template.size
     height, width = operator.image_shape(y)
-    to_photo = plan.to_frame.inverse()
-    extras: dict = {"face_box": plan.face.box, "face_tilt_degrees": math.degrees(plan.face.tilt),
-                    "frame_scale": plan.frame_scale, "magnification": plan.magnification}
+    face_plan = plan if isinstance(plan, FacePlan) else None
+    extras: dict = {"whole_photo_magnification": math.sqrt(height * width) / size}
+    if face_plan:
+        extras = {"face_box": plan.face.box, "face_tilt_degrees": math.degrees(plan.face.tilt),
+                  "frame_scale": plan.frame_scale, "magnification": plan.magnification}
     inpainting = isinstance(operator, Inpainting)
     if inpainting or isinstance(operator, Colorization):
         # the face and the whole photo squeezed into the frame (colour is smooth, so the squeeze
         # costs little; inpainting's background is mostly known), restored in one batch: one
         # network call per step for both (zeros outside the photo for inpainting: its frame
         # knows nothing there, so the prior fills it in)
-        to_face = partial(warp, similarity=plan.to_frame, size=(size, size), padding="zeros" if inpainting else "border")
         to_whole = partial(F.interpolate, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        to_frames, magnifications = [to_whole], [math.sqrt(height * width) / size]
+        if face_plan:
+            to_face = partial(warp, similarity=plan.to_frame, size=(size, size), padding="zeros" if inpainting else "border")
+            to_frames, magnifications = [to_face, *to_frames], [plan.magnification, *magnifications]
         if inpainting:
-            frame_op, y_frame, noise_map = frame_inpainting(operator, y, [to_face, to_whole],
-                                                            [plan.magnification, math.sqrt(height * width) / size])
+            frame_op, y_frame, noise_map = frame_inpainting(operator, y, to_frames, magnifications)
         else:
-            frame_op, y_frame, noise_map = operator, torch.cat([to_face(y), to_whole(y)]), to_face
+            frame_op, y_frame, noise_map = operator, torch.cat([to_frame(y) for to_frame in to_frames]), to_frames[0]
         result = restore_fn(prior, frame_op, y_frame, **frame_noise(kwargs, noise_map, y))
-        face, whole = result.image[:1], result.image[1:]
+        face, whole = result.image[:-1], result.image[-1:]
         base = F.interpolate(whole, size=(height, width), mode="bicubic", align_corners=False)
+    elif face_plan is None:
+        raise ValueError(f"a whole-photo plan restores colorization and inpainting only, not {operator.name}")
     else:
         base = bicubic_upsample(y, operator)
         if plan.frame_scale == 1:  # the face is already at the prior's scale: nothing for it to add
@@ -186,8 +201,15 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
                           size=(measured, measured))
         result = restore_fn(prior, frame_operator(operator, plan, size), to_face(y), **frame_noise(kwargs, to_face, y))
         face = result.image
-    face = warp(face.clamp(-1, 1), to_photo, (height, width), mode="bicubic")
-    mask = warp(feather(size, size / 8, face), to_photo, (height, width), padding="zeros")
+
+    def paste(background: torch.Tensor) -> torch.Tensor:
+        if face_plan is None:
+            return background
+        pasted = warp(face.clamp(-1, 1), to_photo, (height, width), mode="bicubic")
+        mask = warp(feather(size, size / 8, face), to_photo, (height, width), padding="zeros")
+        return background + mask * (pasted - background)
+
+    to_photo = plan.to_frame.inverse() if face_plan else None
     # the background is what was measured (noise and all) plus what the prior adds (colour);
     # the face is the frame's restoration, projected too unless y is noisy (that would paste the
     # noise its solver weighed back onto it)
@@ -196,12 +218,11 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
         # the known pixels' finer detail, carried between them over the face and the background
         # alike: before any projection, which would leave the background no residual to carry
         # (with noise it would carry the noise, so it is left out)
-        blended = carry_detail(base + mask * (face - base), operator, y)
+        blended = carry_detail(paste(base), operator, y)
     else:
-        base = operator.project(base, y)
-        blended = base + mask * (face - base)
+        blended = paste(operator.project(base, y))
     restored = blended if noisy else operator.project(blended, y)
-    return Restoration(restored, result.nfe, {**result.extras, **extras, "face_restored": True})
+    return Restoration(restored, result.nfe, {**result.extras, **extras, "face_restored": face_plan is not None})
 
 
 def face_template(prior) -> FaceTemplate | None:
