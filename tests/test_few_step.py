@@ -290,6 +290,27 @@ def test_the_step_search_moves_single_steps_and_noises_and_ssd_fast_runs_its_pre
     assert result.nfe == 6 and result.extras["backward_steps"] == config["spacing"]
 
 
+def test_the_step_search_moves_each_steps_null_space_noise(monkeypatch):
+    import ssdiff.tune as tune_module
+
+    # a landscape that rewards fresh null-space noise at the first two steps and none at the next two
+    def fake_evaluate(prior, operator, truths, config, nfe, *args):
+        shares = config.get("null_eta")
+        psnr = 20.0 + (sum(shares[:2]) - sum(shares[2:4]) if isinstance(shares, list) else 0.0)
+        return {"psnr": psnr, "swd": 0.0, "score": psnr, "calls": nfe}
+
+    monkeypatch.setattr(tune_module, "evaluate", fake_evaluate)
+    start = {"sampler": "ddim", "spacing": "trailing", "t0": 550, "eta": 0.4, "inversion_calls": 1, "ddim_eta": 0.3,
+             "null_eta": 0.5}
+    entry = tune_module.tune(GaussianPrior(), get_operator("colorization"), torch.zeros(1, 3, 8, 8), 6,
+                             task_defaults={}, space={k: [v] for k, v in start.items()}, rounds=2, progress=False,
+                             start=start, steps=True)
+    assert entry["config"]["null_eta"] == [1.0, 1.0, 0.0, 0.0, 0.5]  # the last step's share is never moved
+    assert entry["config"]["ddim_eta"] == [0.3] * 5
+    hparams = config_to_hparams(entry["config"], 9)  # another budget: one share per step, refitted
+    assert len(hparams["null_eta"]) == len(hparams["ddim_eta"]) == 8
+
+
 def test_a_rerun_tune_replays_its_log_instead_of_scoring_again(tmp_path, monkeypatch):
     import ssdiff.tune as tune_module
 

@@ -135,8 +135,9 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"sampler": "ddim", "order": 2}, "order applies to the dpm-solver"),
     ({"sampler": "ddim", "edict_p": 0.9}, "edict_p applies to the edict inversion and sampler only"),
     ({"sampler": "dpm-solver++", "null_eta": 1.0}, "null_eta applies to the ddim, cm4ir-noise samplers only"),
-    ({"sampler": "ddim", "null_eta": 1.5}, r"null_eta must be one number in \[0, 1\]"),
-    ({"sampler": "ddim", "null_eta": [0.5, 1.0]}, r"null_eta must be one number in \[0, 1\]"),
+    ({"sampler": "ddim", "null_eta": 1.5}, r"null_eta takes one eta in \[0, 1\], or one per step"),
+    ({"sampler": "ddim", "null_eta": [0.5, 1.0]}, r"null_eta takes one eta in \[0, 1\], or one per step \(\d+\); got \[0.5, 1.0\]"),
+    ({"sampler": "ddim", "null_eta": "1"}, r"null_eta takes one eta"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
     ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
     ({"sampler": "unipc", "order": 3, "forward_steps": 2, "backward_steps": 2}, "needs at least 3 generation steps"),
@@ -241,6 +242,30 @@ def test_null_space_noise_in_ssd(truth, sampler):
     # both end on the measurement (the last estimate is back-projected) and are seeded
     assert torch.allclose(op.A(split.image), y, atol=1e-4)
     assert torch.equal(split.image, restore(GaussianPrior(), op, y, null_eta=1.0, **common).image)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "cm4ir-noise"])
+def test_null_space_noise_per_step(truth, sampler):
+    # one share per generation step, in the order they are taken: all equal is the one number; a
+    # step whose share is ddim_eta's is the plain step there, draw for draw (seen by the callback)
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
+    y = op.A(truth)
+    common = {"method": "ssd", "nfe": 8, "t0": 500, "seed": 3, "sampler": sampler, "ddim_eta": 0.3}
+    steps = restore(GaussianPrior(), op, y, **common).extras["backward_steps"]
+    assert len(steps) == 6
+    one = restore(GaussianPrior(), op, y, null_eta=1.0, **common)
+    listed = restore(GaussianPrior(), op, y, null_eta=[1.0] * 6, **common)
+    assert torch.equal(listed.image, one.image) and listed.extras["null_eta"] == [1.0] * 6
+
+    def states(null_eta):
+        seen = []
+        restore(GaussianPrior(), op, y, null_eta=null_eta, callback=lambda phase, i, t, x: seen.append(x.clone())
+                if phase == "generation" else None, **common)
+        return seen
+
+    plain, fresh, late = states(0.3), states(1.0), states([0.3, 0.3, 1.0, 1.0, 1.0, 1.0])
+    assert all(torch.equal(a, b) for a, b in zip(late[:3], plain[:3]))  # the first two moves are the plain ones
+    assert not torch.allclose(late[3], plain[3], atol=1e-3) and not torch.allclose(late[3], fresh[3], atol=1e-3)
 
 
 @pytest.mark.parametrize("task, options", [("sr_bicubic", {"scale": 4}), ("colorization", {})])

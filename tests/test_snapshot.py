@@ -63,6 +63,7 @@ def _cases() -> dict[str, tuple[str, str, int, dict]]:
     for sampler in ("ddim", "cm4ir-noise"):  # null-space noise, on a hole and on a noisy measurement (DDNM+'s rule)
         cases[f"ssd-{sampler}-null-eta-box"] = ("ssd", "box", 8, {"sampler": sampler, "ddim_eta": 0.2, "null_eta": 1.0})
     cases["ssd-null-eta-noisy-sr4"] = ("ssd", "sr4", 8, {"null_eta": 0.5, "sigma_y": 0.1})
+    cases["ssd-null-eta-per-step-sr4"] = ("ssd", "sr4", 8, {"ddim_eta": 0.0, "null_eta": [1.0, 1.0, 1.0, 0.5, 0.0, 0.0]})
     for spacing in ("trailing", "quadratic", "logsnr"):
         cases[f"ssd-dpm-{spacing}-sr4"] = ("ssd", "sr4", 10, {"sampler": "dpm-solver++", "spacing": spacing})
     for order in (1, 3):

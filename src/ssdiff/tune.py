@@ -153,7 +153,8 @@ STEP_FRACTIONS = (0.25, 0.5, 0.75)  # where a moved time step may go between its
 
 def explicit_config(config: dict[str, Any], nfe: int, t0: int | None = None) -> dict[str, Any]:
     """``config`` with its ``t0`` (``t0`` when it has none), its generation time steps and, for the
-    samplers with fresh noise, each step's share of it written out one per step."""
+    samplers with fresh noise, each step's share of it (and of null-space noise, where it has
+    ``null_eta``) written out one per step."""
     config = {"t0": t0, **config} if "t0" not in config and t0 is not None else dict(config)
     hparams = config_to_hparams(config, nfe)
     steps = spaced_steps(hparams.get("spacing", "uniform"), config["t0"] - 1, hparams["backward_steps"])
@@ -161,7 +162,9 @@ def explicit_config(config: dict[str, Any], nfe: int, t0: int | None = None) -> 
     sampler = config.get("sampler", "ddim")
     if sampler in ETA_SAMPLERS:
         eta = hparams.get("ddim_eta", DEFAULT_ETAS[sampler])
-        explicit["ddim_eta"] = [float(e) for e in eta] if isinstance(eta, list) else [float(eta)] * len(steps)
+        for knob, value in (("ddim_eta", eta), ("null_eta", hparams.get("null_eta"))):
+            if value is not None:
+                explicit[knob] = [float(e) for e in value] if isinstance(value, list) else [float(value)] * len(steps)
     return explicit
 
 
@@ -169,7 +172,7 @@ def step_moves(config: dict[str, Any], nfe: int) -> list[Move]:
     """The step search's moves for an explicit configuration: step ``i`` (all but the last, which is
     ``t0 - 1``) to :data:`STEP_FRACTIONS` of the way between its neighbours (the clean end, -1, below
     the first), and for the samplers with fresh noise that of each step but the last to the values
-    of :data:`SEARCH_SPACE`'s ``ddim_eta``."""
+    of :data:`SEARCH_SPACE`'s ``ddim_eta``, for ``ddim_eta`` and, where it is set, ``null_eta``."""
     count = len(config["spacing"])
 
     def time_step(i: int) -> Move:
@@ -181,16 +184,17 @@ def step_moves(config: dict[str, Any], nfe: int) -> list[Move]:
 
         return candidates
 
-    def noise(i: int) -> Move:
+    def noise(knob: str, i: int) -> Move:
         def candidates(config: dict[str, Any]) -> list[dict[str, Any]]:
-            etas = config["ddim_eta"]
-            return [{**config, "ddim_eta": [*etas[:i], e, *etas[i + 1:]]} for e in SEARCH_SPACE["ddim_eta"] if e != etas[i]]
+            etas = config[knob]
+            return [{**config, knob: [*etas[:i], e, *etas[i + 1:]]} for e in SEARCH_SPACE["ddim_eta"] if e != etas[i]]
 
         return candidates
 
     moves = [time_step(i) for i in range(count - 1)]
     # the last step lands on the clean image, where no noise is added whatever its eta
-    return moves + ([noise(i) for i in range(count - 1)] if isinstance(config.get("ddim_eta"), list) else [])
+    return moves + [noise(knob, i) for knob in FRESH_NOISE_KNOBS if isinstance(config.get(knob), list)
+                    for i in range(count - 1)]
 
 
 def merge_preset(path: Path, prior_name: str, task: str, nfe: int, entry: dict[str, Any]) -> dict[str, Any]:

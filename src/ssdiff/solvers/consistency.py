@@ -19,7 +19,7 @@ corrects and moves to the next level in one, so that a rule that also re-balance
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -156,7 +156,8 @@ class FirstSteps(Consistency):
 class NullSpaceNoise(Consistency):
     """``rule``'s correction and move, but with fresh-noise share ``eta`` in the null space of ``A``
     (what ``y`` does not measure: a hole, the frequencies SR loses, the colour) and the sampler's own
-    share in the range of ``A^T``: a mask-aware noise schedule, for any operator. At ``eta = 1`` the
+    share in the range of ``A^T``: a mask-aware noise schedule, for any operator. ``eta`` is one
+    number, or one per generation step in the order they are taken. At ``eta = 1`` the
     null-space part of the next state is ``sqrt(a') x0 + sqrt(1 - a') z``: the sampler's direction
     (the network's noise, or cm4ir-noise's negated one) is dropped there.
 
@@ -168,23 +169,30 @@ class NullSpaceNoise(Consistency):
     not at all, plus the one ``A^+ A`` of the split: projections cost far less than a network call
     (three CG solves a step for a matrix-free operator)."""
 
-    def __init__(self, rule: Consistency, operator: LinearOperator, eta: float):
+    def __init__(self, rule: Consistency, operator: LinearOperator, eta: float | Sequence[float]):
         self.rule, self.operator, self.eta = rule, operator, eta
 
     def __call__(self, x0: torch.Tensor, step: Step) -> torch.Tensor:
         return self.rule(x0, step)
 
+    def share(self, step: Step) -> float:
+        """The null space's share of fresh noise at ``step``."""
+        return self.eta[step.index] if isinstance(self.eta, Sequence) else self.eta
+
     def move(self, x0: torch.Tensor, eps: torch.Tensor, step: Step, eta: float, noise: NoiseSource) -> torch.Tensor:
-        return self._split(lambda share, drawn: self.rule.move(x0, eps, step, share, drawn), eta, noise.like(x0))
+        return self._split(lambda share, drawn: self.rule.move(x0, eps, step, share, drawn), eta, self.share(step),
+                           noise.like(x0))
 
     def advance(self, x0: torch.Tensor, eps: torch.Tensor, step: Step, eta: float, noise: NoiseSource) -> torch.Tensor:
-        return self._split(lambda share, drawn: self.rule.advance(x0, eps, step, share, drawn), eta, noise.like(x0))
+        return self._split(lambda share, drawn: self.rule.advance(x0, eps, step, share, drawn), eta, self.share(step),
+                           noise.like(x0))
 
-    def _split(self, moved: Callable[[float, Drawn], torch.Tensor], eta: float, z: torch.Tensor) -> torch.Tensor:
+    def _split(self, moved: Callable[[float, Drawn], torch.Tensor], eta: float, null_eta: float,
+               z: torch.Tensor) -> torch.Tensor:
         x = moved(eta, Drawn(z))
-        if self.eta == eta:
+        if null_eta == eta:
             return x
-        v = moved(self.eta, Drawn(z)) - x
+        v = moved(null_eta, Drawn(z)) - x
         return x + v - self.operator.A_pinv(self.operator.A(v))
 
 

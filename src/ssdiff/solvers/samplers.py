@@ -62,11 +62,14 @@ def ddim(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency =
     return x
 
 
-def per_step(eta: float | Sequence[float], count: int, sampler: str) -> list[float]:
+def per_step(eta: float | Sequence[float], count: int, name: str) -> list[float]:
     """``eta`` for each of ``count`` steps: one number for all, or a list of one per step."""
-    etas = [float(eta)] * count if isinstance(eta, (int, float)) else [float(e) for e in eta]
+    try:
+        etas = [float(eta)] * count if isinstance(eta, (int, float)) else [float(e) for e in eta]
+    except (TypeError, ValueError):
+        etas = []
     if len(etas) != count or not all(0 <= e <= 1 for e in etas):
-        raise ValueError(f"{sampler} takes one eta in [0, 1], or one per step ({count}); got {eta}")
+        raise ValueError(f"{name} takes one eta in [0, 1], or one per step ({count}); got {eta!r}")
     return etas
 
 

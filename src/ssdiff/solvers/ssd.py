@@ -29,7 +29,7 @@ from .consistency import UNCONSTRAINED, FirstSteps, NullSpaceNoise
 from .consistency import back_projection as projection_rule  # ssd()'s back_projection is the ablation switch
 from .edict import DEFAULT_MIX
 from .inversions import inversion_spec
-from .samplers import CM4IR_ETA, ETA_SAMPLERS, MULTISTEP, check_order, sampler_spec
+from .samplers import CM4IR_ETA, ETA_SAMPLERS, MULTISTEP, check_order, per_step, sampler_spec
 from .starts import start_function
 
 PAPER_DDIM_ETA = 0.8  # the fresh noise of SSD's DDIM generation in the released code
@@ -89,7 +89,8 @@ class SSDSchedule:
 def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int = 30, t0: int = 550, eta: float = 0.4,
         seed: int | None = 0, start: str = "pinv", inversion: str = "da", sampler: str = "ddim",
         spacing: str | Sequence[int] = "uniform",
-        ddim_eta: float | Sequence[float] | None = None, null_eta: float | None = None, order: int | None = None,
+        ddim_eta: float | Sequence[float] | None = None, null_eta: float | Sequence[float] | None = None,
+        order: int | None = None,
         edict_p: float | None = None, stop_consistency_t: int | None = None, back_projection: bool = True, sigma_y: float = 0.0,
         forward_steps: int | None = None, backward_steps: int | None = None, align_steps: bool = False,
         callback: StepCallback | None = None) -> Restoration:
@@ -103,7 +104,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     ``sigma_y`` (in [-1, 1] units), so that the noise of ``y`` is not copied into x.
     Component options: ``ddim_eta`` (the ddim sampler's fresh noise, default 0.8; cm4ir-noise's, default
     0.1; one per step or one for all), ``null_eta`` (their share of fresh noise in the null space of
-    ``A`` instead, :class:`~.consistency.NullSpaceNoise`; default: ``ddim_eta`` everywhere), ``order`` (a
+    ``A`` instead, :class:`~.consistency.NullSpaceNoise`, one for all steps or one per step; default:
+    ``ddim_eta`` everywhere), ``order`` (a
     multistep sampler's, default 2), ``edict_p`` (EDICT's mixing, default 0.93).
     ``forward_steps`` / ``backward_steps`` override the budget's split; ``align_steps`` moves
     generation steps onto the inversion's (what attention injection needs); ``callback(phase,
@@ -115,11 +117,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     sampler_options = _component_options(sampler, ddim_eta=ddim_eta, order=order, edict_p=edict_p if sampler == "edict" else None)
     if sampler in DEFAULT_ETAS:
         sampler_options.setdefault("eta", DEFAULT_ETAS[sampler])
-    if null_eta is not None:  # a consistency option (NullSpaceNoise), for the samplers that move through it
-        if sampler not in ETA_SAMPLERS:
-            raise ValueError(f"null_eta applies to the {', '.join(ETA_SAMPLERS)} samplers only, not to {sampler!r}")
-        if not (isinstance(null_eta, numbers.Real) and 0 <= null_eta <= 1):
-            raise ValueError(f"null_eta must be one number in [0, 1], got {null_eta!r}")
+    if null_eta is not None and sampler not in ETA_SAMPLERS:  # a consistency option, for the samplers that move through it
+        raise ValueError(f"null_eta applies to the {', '.join(ETA_SAMPLERS)} samplers only, not to {sampler!r}")
     if forward_steps is None or backward_steps is None:
         default_forward, default_backward = split_budget(nfe)
         # EDICT spends two calls per step: fewer steps keep the budget
@@ -128,6 +127,9 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t, align=align_steps, spacing=spacing)
     if sampler in MULTISTEP:
         check_order(sampler, sampler_options.get("order", 2), len(plan.backward))
+    if null_eta is not None:  # checked here, before any call: a list needs the number of generation steps
+        shares = per_step(null_eta, len(plan.backward), "null_eta")
+        null_eta = shares[0] if isinstance(null_eta, numbers.Real) else shares
     counter = CallCounter(prior)
     noise = NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
