@@ -176,7 +176,7 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
         # the face and the whole photo squeezed into the frame (colour is smooth, so the squeeze
         # costs little; inpainting's background is mostly known), restored in one batch: one
         # network call per step for both (zeros outside the photo for inpainting: its frame
-        # knows nothing there, so the prior fills it in)
+        # knows nothing there, so the prior fills it in); without a face, the whole photo alone
         to_whole = partial(F.interpolate, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         to_frames, magnifications = [to_whole], [math.sqrt(height * width) / size]
         if face_plan:
@@ -203,13 +203,14 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
         face = result.image
 
     def paste(background: torch.Tensor) -> torch.Tensor:
+        """The face warped back over ``background`` with a feathered edge (a whole-photo plan has none)."""
         if face_plan is None:
             return background
+        to_photo = plan.to_frame.inverse()
         pasted = warp(face.clamp(-1, 1), to_photo, (height, width), mode="bicubic")
         mask = warp(feather(size, size / 8, face), to_photo, (height, width), padding="zeros")
         return background + mask * (pasted - background)
 
-    to_photo = plan.to_frame.inverse() if face_plan else None
     # the background is what was measured (noise and all) plus what the prior adds (colour);
     # the face is the frame's restoration, projected too unless y is noisy (that would paste the
     # noise its solver weighed back onto it)
