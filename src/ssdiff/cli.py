@@ -409,7 +409,8 @@ def add_tune_parser(subparsers) -> None:
     p.add_argument("--out", required=True, help="preset file (JSON) to write; presets of other tasks and budgets in it are kept")
     p.add_argument("--rounds", type=POSITIVE_INT, default=2, help="coordinate-descent rounds (default 2)")
     p.add_argument("--steps", action="store_true", help="then search the winner's steps one by one: each generation "
-                   "time step, and for the ddim and cm4ir-noise samplers each step's fresh noise (written into the preset as lists)")
+                   "time step, and for the ddim and cm4ir-noise samplers each step's fresh noise and, where the winner "
+                   "has null_eta, each step's null-space share (written into the preset as lists)")
     p.add_argument("--space", help='JSON of the knobs and values to search, replacing the default space, e.g. '
                    '\'{"t0": [350, 550], "sampler": ["ddim", "unipc"]}\'')
     p.add_argument("--swd-weight", type=NON_NEGATIVE, default=None, help="weight of SWD in the score (default 0.15)")
