@@ -316,3 +316,8 @@ def test_ssd_fast_refuses_noise_shares_its_presets_sampler_ignores(truth):
         "sampler": "cm4ir-noise", "inversion_calls": 1, "ddim_eta": 0.1, "null_eta": 0.5}}}}}
     switched = restore(GaussianPrior(), op, op.A(truth), method="ssd-fast", nfe=10, preset=tuned, sigma_y=0.05)
     assert switched.extras["sampler"] == "ddim" and switched.extras["null_eta"] is None and switched.extras["ddim_eta"] == 0.8
+    # a preset that is ddim already (by default: no sampler named) keeps its own shares
+    own = {"prior": "unnamed", "presets": {"sr_bicubic_x4": {"10": {"config": {
+        "inversion_calls": 2, "ddim_eta": 0.1, "null_eta": [1.0] * 7 + [0.0]}}}}}
+    kept = restore(GaussianPrior(), op, op.A(truth), method="ssd-fast", nfe=10, preset=own, sigma_y=0.05)
+    assert kept.extras["null_eta"] == [1.0] * 7 + [0.0] and kept.extras["ddim_eta"] == 0.1

@@ -184,7 +184,7 @@ def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe:
         presets = preset if preset is not None else builtin_presets(name)
     config, origin = find_preset(presets, name, operator.name, nfe, realism)
     config = {**(task_defaults or {}), **config, **overrides}
-    if overrides.get("sigma_y", 0) > 0 and config.get("sampler") != "ddim":
+    if overrides.get("sigma_y", 0) > 0 and config.get("sampler", "ddim") != "ddim":
         # the presets are tuned on clean measurements; only the ddim update is noise-aware (DDNM+)
         config["sampler"], origin = "ddim", f"{origin}, ddim sampler for the noisy measurement"
         for knob in set(FRESH_NOISE_KNOBS) - set(overrides):  # another sampler's noise shares: ddim takes SSD's own
