@@ -132,8 +132,9 @@ def presets_table(path: Path) -> str:
         for budget in sorted(budgets, key=int):
             entry = budgets[budget]
             c, search = entry["config"], entry["search"]
-            lines.append(f"| {task} | {budget} | {c['sampler']} | {listed(c['spacing'], 'searched')} | {c['t0']} | {c['eta']} | "
-                         f"{c['inversion_calls']} | {listed(c.get('ddim_eta', ''), 'per step')} | {c.get('null_eta', '')} | "
+            lines.append(f"| {task} | {budget} | {c.get('sampler', 'ddim')} | {listed(c['spacing'], 'searched')} | {c['t0']} | "
+                         f"{c['eta']} | {c['inversion_calls']} | {listed(c.get('ddim_eta', ''), 'per step')} | "
+                         f"{listed(c.get('null_eta', ''), 'per step')} | "
                          f"{c.get('start', 'pinv')} | {entry['psnr']:.2f} / {entry['swd']:.1f} | {len(entry.get('frontier', []))} | "
                          f"{search['evaluations']} | {search['network_calls']} |")
     return "\n".join(lines)

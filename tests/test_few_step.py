@@ -311,6 +311,21 @@ def test_the_step_search_moves_each_steps_null_space_noise(monkeypatch):
     assert len(hparams["null_eta"]) == len(hparams["ddim_eta"]) == 8
 
 
+def test_the_tuners_score_is_any_methods_score_on_the_same_seeds():
+    # a configuration is scored as ssd with its keyword arguments; a baseline (the targets) alike
+    from ssdiff.tune import evaluate, evaluate_method
+
+    g = torch.Generator().manual_seed(5)
+    truths, op = (0.3 * torch.randn(5, 3, 8, 8, generator=g)).clamp(-1, 1), get_operator("colorization")
+    config = {"sampler": "ddim", "t0": 300, "inversion_calls": 1, "ddim_eta": 1.0}
+    scored = evaluate(GaussianPrior(), op, truths, config, 4, batch_size=2)
+    assert scored == evaluate_method(GaussianPrior(), op, truths, "ssd", 4, 0, 2, **config_to_hparams(config, 4))
+    assert scored["calls"] == 4 * 5 and scored["score"] == pytest.approx(scored["psnr"] - 0.15 * scored["swd"])
+    assert scored != evaluate(GaussianPrior(), op, truths, config, 4, seed=1, batch_size=2)  # seeded per image
+    baseline = evaluate_method(GaussianPrior(), op, truths, "ddnm", 6, batch_size=2)
+    assert baseline["calls"] == 6 * 5 and math.isfinite(baseline["psnr"]) and baseline["swd"] >= 0
+
+
 def test_a_rerun_tune_replays_its_log_instead_of_scoring_again(tmp_path, monkeypatch):
     import ssdiff.tune as tune_module
 

@@ -47,12 +47,18 @@ SEARCH_SPACE: dict[str, list[Any]] = {
 def evaluate(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, config: dict[str, Any], nfe: int,
              seed: int = 0, batch_size: int = 16, swd_weight: float = SWD_WEIGHT) -> dict[str, float]:
     """Restore ``truths`` from their measurements with one SSD configuration; PSNR, SWD and the score."""
+    return evaluate_method(prior, operator, truths, "ssd", nfe, seed, batch_size, swd_weight, **config_to_hparams(config, nfe))
+
+
+def evaluate_method(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, method: str, nfe: int,
+                    seed: int = 0, batch_size: int = 16, swd_weight: float = SWD_WEIGHT, **options: Any) -> dict[str, float]:
+    """:func:`evaluate` for any method of :func:`ssdiff.restore` and its options (a baseline scored
+    on the same images, seeds and measures as the tuner's configurations)."""
     restored, calls = [], 0
     for start in range(0, len(truths), batch_size):
         chunk = truths[start : start + batch_size]
         seeds = [seed + start + i for i in range(len(chunk))]
-        result: Restoration = restore(prior, operator, operator.A(chunk), method="ssd", nfe=nfe, seed=seeds,
-                                      **config_to_hparams(config, nfe))
+        result: Restoration = restore(prior, operator, operator.A(chunk), method=method, nfe=nfe, seed=seeds, **options)
         restored.append(result.image.clamp(-1, 1).cpu())
         calls += result.nfe * len(chunk)
     images = torch.cat(restored)
