@@ -49,7 +49,7 @@ def main() -> None:
                   f"{json.dumps(point['config'])}", flush=True)
     for config in args.config:
         result = evaluate(prior, operator, truths, json.loads(config), args.nfe)
-        print(f"  (not on the frontier) | {result['psnr']:.2f} / {result['swd']:.2f}  {config}", flush=True)
+        print(f"  (given) | {result['psnr']:.2f} / {result['swd']:.2f}  {config}", flush=True)
     for spec in filter(None, args.methods.split(",")):
         method, nfe = spec.split("@")
         result = evaluate_method(prior, operator, truths, method, int(nfe))
