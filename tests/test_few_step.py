@@ -311,6 +311,40 @@ def test_the_step_search_moves_each_steps_null_space_noise(monkeypatch):
     assert len(hparams["null_eta"]) == len(hparams["ddim_eta"]) == 8
 
 
+def test_a_retune_from_a_preset_without_a_sampler_starts_from_ddim(monkeypatch):
+    # a search whose space left the sampler out writes configurations without one: ssd() runs them
+    # as ddim, so a re-tune from one starts there, noise shares and all
+    import ssdiff.tune as tune_module
+
+    seen = []
+
+    def fake_evaluate(prior, operator, truths, config, nfe, *args):
+        seen.append(config)
+        return {"psnr": 20.0, "swd": 0.0, "score": 20.0, "calls": nfe}
+
+    monkeypatch.setattr(tune_module, "evaluate", fake_evaluate)
+    start = {"spacing": "trailing", "t0": 550, "eta": 0.0, "inversion_calls": 2, "ddim_eta": 0.1, "null_eta": [1.0] * 7 + [0.0]}
+    tune_module.tune(GaussianPrior(), get_operator("colorization"), torch.zeros(1, 3, 8, 8), 10, task_defaults={},
+                     space={"t0": [550], "sampler": ["ddim"]}, rounds=1, progress=False, start=start)
+    assert seen == [{"t0": 550, "sampler": "ddim"}]  # the space's knobs only, the sampler ssd() ran
+    tune_module.tune(GaussianPrior(), get_operator("colorization"), torch.zeros(1, 3, 8, 8), 10, task_defaults={},
+                     rounds=1, progress=False, start=start)
+    assert seen[1]["sampler"] == "ddim" and seen[1]["null_eta"] == start["null_eta"] and seen[1]["ddim_eta"] == 0.1
+
+
+def test_per_step_noise_shares_follow_the_budget_whatever_the_spacing():
+    # a per-step preset whose spacing a re-tune named again, at another number of inversion calls
+    config = {"sampler": "ddim", "spacing": "trailing", "inversion_calls": 2, "ddim_eta": [0.3] * 9 + [0.0],
+              "null_eta": [1.0] * 8 + [0.0, 1.0]}
+    hparams = config_to_hparams(config, 10)
+    assert len(hparams["ddim_eta"]) == len(hparams["null_eta"]) == hparams["backward_steps"] == 8
+    g = torch.Generator().manual_seed(3)
+    op = get_operator("colorization", image_size=(8, 8))
+    result = restore(GaussianPrior(), op, op.A(torch.randn(1, 3, 8, 8, generator=g).clamp(-1, 1)), method="ssd", nfe=10,
+                     **hparams)
+    assert result.nfe == 10
+
+
 def test_the_tuners_score_is_any_methods_score_on_the_same_seeds():
     # a configuration is scored as ssd with its keyword arguments; a baseline (the targets) alike
     from ssdiff.tune import evaluate, evaluate_method

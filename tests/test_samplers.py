@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from test_ssd import GaussianPrior
@@ -138,6 +139,8 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"sampler": "ddim", "null_eta": 1.5}, r"null_eta takes one eta in \[0, 1\], or one per step"),
     ({"sampler": "ddim", "null_eta": [0.5, 1.0]}, r"null_eta takes one eta in \[0, 1\], or one per step \(\d+\); got \[0.5, 1.0\]"),
     ({"sampler": "ddim", "null_eta": "1"}, r"null_eta takes one eta"),
+    ({"sampler": "ddim", "null_eta": "10"}, r"null_eta takes one eta"),
+    ({"sampler": "cm4ir-noise", "ddim_eta": [0.5, 1.0]}, r"ddim_eta takes one eta in \[0, 1\], or one per step"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
     ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
     ({"sampler": "unipc", "order": 3, "forward_steps": 2, "backward_steps": 2}, "needs at least 3 generation steps"),
@@ -256,6 +259,7 @@ def test_null_space_noise_per_step(truth, sampler):
     one = restore(GaussianPrior(), op, y, null_eta=1.0, **common)
     listed = restore(GaussianPrior(), op, y, null_eta=[1.0] * 6, **common)
     assert torch.equal(listed.image, one.image) and listed.extras["null_eta"] == [1.0] * 6
+    assert torch.equal(restore(GaussianPrior(), op, y, null_eta=np.float32(1.0), **common).image, one.image)
 
     def states(null_eta):
         seen = []

@@ -82,12 +82,15 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
 
     With ``steps``, the winner's steps are then searched one by one (:func:`step_moves`, AutoDiffusion's
     idea under the same score): each generation time step, and for ``ddim`` and ``cm4ir-noise`` each
-    step's fresh noise. A start with listed steps (from another budget) is fitted to this one.
+    step's fresh noise (and its null-space share, where the winner has one). A start with listed
+    steps (from another budget) is fitted to this one.
     ``scored`` holds configurations scored before (a resumed run replays them without network calls).
     """
     space = space or SEARCH_SPACE
     if getattr(prior, "mean_colour", None) is None and "start" in space:  # a prior without one cannot start from it
         space = {**space, "start": [s for s in space["start"] if s != "mean-colour"] or ["pinv"]}
+    if start is not None and "sampler" not in start:  # what ssd() runs without one (a search whose space left it out)
+        start = {**start, "sampler": "ddim"}
     best = {**task_defaults, **UNTUNED, **(start or {})}
     best = {k: best[k] for k in space if k in best}
     cache: dict[str, dict[str, float]] = dict(scored or {})

@@ -58,9 +58,9 @@ def config_to_hparams(config: dict[str, Any], nfe: int) -> dict[str, Any]:
     listed = hparams.get("spacing")
     if listed is not None and not isinstance(listed, str):  # a step search's steps, fitted to this budget and t0
         hparams["spacing"] = refit_steps(listed, int(config.get("t0", listed[-1] + 1)) - 1, nfe - calls)
-        for knob in FRESH_NOISE_KNOBS:  # and their noise shares, where they are one per step
-            if isinstance(hparams.get(knob), list):
-                hparams[knob] = refit_per_step(hparams[knob], nfe - calls)
+    for knob in FRESH_NOISE_KNOBS:  # noise shares one per step, fitted to this budget's steps
+        if isinstance(hparams.get(knob), list):
+            hparams[knob] = refit_per_step(hparams[knob], nfe - calls)
     if calls == 0:
         hparams["inversion"] = "sdedit"
     if hparams.get("sampler") in MULTISTEP and nfe - calls < 2:

@@ -24,6 +24,7 @@ itself (``prediction_type="sample"``), so the corrected x0 enters their update a
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -65,7 +66,9 @@ def ddim(prior: EpsPrior, x: State, steps: list[int], consistency: Consistency =
 def per_step(eta: float | Sequence[float], count: int, name: str) -> list[float]:
     """``eta`` for each of ``count`` steps: one number for all, or a list of one per step."""
     try:
-        etas = [float(eta)] * count if isinstance(eta, (int, float)) else [float(e) for e in eta]
+        if isinstance(eta, (str, bytes)):
+            raise TypeError(eta)
+        etas = [float(eta)] * count if isinstance(eta, numbers.Real) else [float(e) for e in eta]
     except (TypeError, ValueError):
         etas = []
     if len(etas) != count or not all(0 <= e <= 1 for e in etas):

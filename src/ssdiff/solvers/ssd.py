@@ -127,7 +127,10 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     plan = SSDSchedule.build(t0, forward_steps, backward_steps, stop_consistency_t, align=align_steps, spacing=spacing)
     if sampler in MULTISTEP:
         check_order(sampler, sampler_options.get("order", 2), len(plan.backward))
-    if null_eta is not None:  # checked here, before any call: a list needs the number of generation steps
+    # the noise shares, checked here, before any call: a list needs the number of generation steps
+    if "eta" in sampler_options and sampler in ETA_SAMPLERS:
+        per_step(sampler_options["eta"], len(plan.backward), "ddim_eta")
+    if null_eta is not None:
         shares = per_step(null_eta, len(plan.backward), "null_eta")
         null_eta = shares[0] if isinstance(null_eta, numbers.Real) else shares
     counter = CallCounter(prior)
