@@ -429,7 +429,10 @@ def test_presets_with_searched_steps_run_at_any_budget_and_t0():
         fitted = refit_steps(steps, t_end, count)
         assert len(fitted) == count and fitted[-1] == t_end and fitted == sorted(set(fitted))
     assert refit_steps(steps, 649, 18)[1::2] == steps  # the same shape, twice as dense
-    assert refit_per_step([0.0, 1.0, 0.3], 5) == [0.0, 0.0, 1.0, 0.3, 0.3]
+    # the last share (the move to the clean image) stays last; the others spread over the new steps
+    assert refit_per_step([0.0, 1.0, 0.3], 5) == [0.0, 0.0, 1.0, 1.0, 0.3]
+    assert refit_per_step([1, 1, 1, 1, 0, 1, 0, 1], 28)[-4:] == [0.0, 0.0, 0.0, 1.0]  # the searched late 0 reaches the end
+    assert refit_per_step([0.0, 1.0, 0.5, 0.3], 2) == [0.0, 0.3] and refit_per_step([0.5], 3) == [0.5] * 3
 
     # the shipped presets with listed steps, at budgets between the tuned ones and at another t0
     prior = GaussianPrior(mu=(0.0, -0.15, -0.25))

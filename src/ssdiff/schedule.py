@@ -134,10 +134,14 @@ def refit_steps(steps: Sequence[int], t_end: int, count: int) -> list[int]:
 
 def refit_per_step(values: Sequence[float], count: int) -> list[float]:
     """Per-step values (in the order the steps are taken) for ``count`` steps: each new step takes
-    the value of the listed step at the nearest place."""
-    if len(values) == count:
-        return [float(v) for v in values]
-    return [float(values[round(k * (len(values) - 1) / max(count - 1, 1))]) for k in range(count)]
+    the value of the listed step at the nearest place. The last step lands on the clean image,
+    where a noise share means nothing (and the search never moved it): it stays last, and the
+    others are fitted to the listed steps before it."""
+    values = [float(v) for v in values]
+    if len(values) == count or len(values) == 1:
+        return values if len(values) == count else values * count
+    body = values[:-1]
+    return [body[round(k * (len(body) - 1) / max(count - 2, 1))] for k in range(count - 1)] + values[-1:]
 
 
 def spaced_steps(spacing: str | Sequence[int], t_end: int, count: int, schedule: NoiseSchedule = DEFAULT_SCHEDULE) -> list[int]:
