@@ -231,10 +231,24 @@ def test_without_a_face_colorization_and_inpainting_restore_the_whole_photo_in_t
     spy = lambda prior, op, y_frame, **k: frames.append(tuple(y_frame.shape)) or ssdiff.restore(prior, op, y_frame, **k)
     result = restore_face(celeba64, operator, y, plan, TEMPLATE, spy, method="ssd-fast", nfe=4, seed=0)
     assert frames == [(1, 3 if task == "inpaint" else 1, 64, 64)] and result.nfe == 4  # one frame image, no tiles
-    assert result.image.shape == image.shape and not result.extras["face_restored"]
+    assert result.image.shape == image.shape and not result.extras["face_restored"] and result.extras["whole_photo"]
     assert result.extras["whole_photo_magnification"] == pytest.approx(math.sqrt(128 * 96) / 64)
     assert (operator.A(result.image) - y).abs().max() < 1e-5  # the measurement, exactly
     assert plan_framing(celeba64, operator, y[0], "tiles", "noface.png") == (None, None)  # asked for tiles: tiles
+    # a noisy measurement: the frame's solver is told the noise the shrink leaves
+    levels = []
+    spy = lambda prior, op, y_frame, **k: levels.append(k["sigma_y"]) or ssdiff.restore(prior, op, y_frame, **k)
+    noisy = restore_face(celeba64, operator, y + 0.1 * torch.randn(y.shape, generator=torch.Generator().manual_seed(1)),
+                         plan, TEMPLATE, spy, method="ssd", nfe=4, seed=0, sigma_y=0.1)
+    assert 0 < levels[0] < 0.1 / 1.5 and torch.isfinite(noisy.image).all()
+    # a photo about the frame's size is restored in it, not "enlarged"; a long strip would come back
+    # stretched, so it goes to tiles
+    small = ssdiff.get_operator(task, image_size=(80, 56))
+    plan, warning = plan_framing(celeba64, small, small.A(smooth_image(80, 56))[0], "auto", "small.png")
+    assert isinstance(plan, WholePhoto) and "in the prior's 64 x 64 frame" in warning and "enlarged" not in warning
+    strip = ssdiff.get_operator(task, image_size=(64, 160))
+    plan, warning = plan_framing(celeba64, strip, strip.A(smooth_image(64, 160))[0], "auto", "strip.png")
+    assert plan is None and "tiles" in warning
     sr = ssdiff.get_operator("sr_bicubic", image_size=(128, 96), scale=2)
     plan, warning = plan_framing(celeba64, sr, sr.A(image)[0], "auto", "noface.png")
     assert plan is None and "tiles" in warning  # shrinking would lose the detail SR is asked for
@@ -270,10 +284,12 @@ def test_runner_frames_faces_and_warns_about_scale_or_missing_faces(celeba64, po
     captured = capsys.readouterr()
     assert inpainted.done == 1 and "face.png: ssd-fast, 4 network calls" in captured.out
     assert "face restored in the prior's frame" in captured.out and "what the known pixels show" in captured.err
-    whole = restore_files([folder / "noface.png"], tmp_path / "whole", celeba64, TaskSpec("inpaint", {}),
-                          method="ssd-fast", nfe=4, from_clean=True)
+    write_image(smooth_image(128, 128, seed=1)[0], folder / "noface2.png")  # two of one size: each its own plan
+    whole = restore_files([folder / "noface.png", folder / "noface2.png"], tmp_path / "whole", celeba64,
+                          TaskSpec("inpaint", {}), method="ssd-fast", nfe=4, from_clean=True)
     captured = capsys.readouterr()
-    assert whole.done == 1 and "noface.png: no face found; restoring the whole photo" in captured.err
+    assert whole.done == 2 and "noface.png: no face found; restoring the whole photo" in captured.err
+    assert "noface2.png: ssd-fast, 4 network calls" in captured.out
     assert "no face: the whole photo restored in the prior's frame, enlarged 2.0x" in captured.out
 
 

@@ -196,7 +196,8 @@ def add_restore_parser(subparsers) -> None:
     add_measurement_noise_options(p)
     p.add_argument("--frame", default="auto", help="auto (default): with a face prior, super-resolution, colorization and "
                    "inpainting of a photo larger than the prior restore the face found in it in the prior's own framing, then "
-                   "paste it back; tiles: the whole image in tiles of the model's size")
+                   "paste it back (no face found: colorization and inpainting restore the whole photo shrunk to that frame, "
+                   "super-resolution goes to tiles); tiles: the whole image in tiles of the model's size")
     p.add_argument("--batch-size", type=int, default=8, help="images of the same size restored together, and the most "
                    "images or tiles that go through the network at once: it bounds memory (default 8); "
                    "faster, and the results do not change: every image draws its own noise from --seed")

@@ -34,7 +34,7 @@ which shrinking would rob of its detail, goes to tiles.
 
 The modules: :mod:`.geometry` (the similarity, warps, the feathered mask), :mod:`.detection`
 (step 1's cascades), :mod:`.restoration` (the plan, steps 2 and 3), :mod:`.policy` (whether a
-folder run frames a photo's face or restores it in tiles).
+folder run frames a photo's face, restores the whole photo in the frame, or restores it in tiles).
 """
 
 from ..models.catalog import FaceTemplate

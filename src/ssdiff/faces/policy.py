@@ -12,6 +12,10 @@ from .restoration import FacePlan, WholePhoto, face_template, framable, plan_fac
 
 FRAMES = ("auto", "tiles")
 
+# Without a face, a photo is squeezed whole into the square frame only up to this aspect ratio;
+# a longer one would come back stretched, and goes to tiles.
+WHOLE_ASPECT = 2.0
+
 
 def check_frame(frame: str) -> None:
     if frame not in FRAMES:
@@ -25,9 +29,10 @@ def plan_framing(prior, operator: LinearOperator, y: torch.Tensor, frame: str,
 
     With ``frame="auto"``, a face prior's super-resolution, colorization and inpainting of a larger photo
     restore its face in the prior's own framing (:mod:`ssdiff.faces`). Without a face, colorization
-    and inpainting restore the whole photo shrunk to the prior's frame (:class:`WholePhoto`), and
-    super-resolution, which would lose the photo's detail that way, goes through the prior in tiles of
-    its size, as any image does with ``frame="tiles"``.
+    and inpainting restore the whole photo shrunk to the prior's frame (:class:`WholePhoto`) if it is
+    no longer than :data:`WHOLE_ASPECT` times its width; super-resolution, which would lose the
+    photo's detail that way, and longer photos go through the prior in tiles of its size, as any
+    image does with ``frame="tiles"``.
     """
     template = face_template(prior)
     resolution = getattr(prior, "resolution", None)
@@ -37,13 +42,14 @@ def plan_framing(prior, operator: LinearOperator, y: torch.Tensor, frame: str,
         return None, None
     plan = plan_face(template, operator, y)
     side = template.size
-    if plan is None and isinstance(operator, (Colorization, Inpainting)):
+    squeezable = max(height, width) <= WHOLE_ASPECT * min(height, width)
+    if plan is None and isinstance(operator, (Colorization, Inpainting)) and squeezable:
         magnification = (height * width) ** 0.5 / side
-        return WholePhoto(), (
-            f"{name}: no face found; restoring the whole photo shrunk to the prior's {side} x {side} frame and "
-            f"enlarged {magnification:.1f}x{' where the known pixels do not say' if isinstance(operator, Inpainting) else ''}: "
-            "detail finer than that is not restored (crop the photo to the face if it has one; "
-            "--frame tiles restores it in tiles instead)")
+        where = " where the known pixels do not say" if isinstance(operator, Inpainting) else ""
+        resized = (f"shrunk to the prior's {side} x {side} frame and enlarged {magnification:.1f}x back{where}: detail "
+                   "finer than that is not restored" if magnification > 1.2 else f"in the prior's {side} x {side} frame")
+        return WholePhoto(), (f"{name}: no face found; restoring the whole photo {resized} (crop the photo to the face "
+                              "if it has one; --frame tiles restores it in tiles instead)")
     if plan is None:
         return None, (f"{name}: no face found; restoring it in {side} x {side} tiles, which show the prior parts "
                       f"of the picture at whatever scale they have: a face much larger than {side} px comes out "

@@ -167,7 +167,7 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
     size = template.size
     height, width = operator.image_shape(y)
     face_plan = plan if isinstance(plan, FacePlan) else None
-    extras: dict = {"whole_photo_magnification": math.sqrt(height * width) / size}
+    extras: dict = {"whole_photo": True, "whole_photo_magnification": math.sqrt(height * width) / size}
     if face_plan:
         extras = {"face_box": plan.face.box, "face_tilt_degrees": math.degrees(plan.face.tilt),
                   "frame_scale": plan.frame_scale, "magnification": plan.magnification}
