@@ -104,9 +104,9 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     ``sigma_y`` (in [-1, 1] units), so that the noise of ``y`` is not copied into x.
     Component options: ``ddim_eta`` (the ddim sampler's fresh noise, default 0.8; cm4ir-noise's, default
     0.1; one per step or one for all), ``null_eta`` (their share of fresh noise in the null space of
-    ``A`` instead, :class:`~.consistency.NullSpaceNoise`, one for all steps or one per step; default:
-    ``ddim_eta`` everywhere), ``order`` (a
-    multistep sampler's, default 2), ``edict_p`` (EDICT's mixing, default 0.93).
+    ``A`` instead, :class:`~.consistency.NullSpaceNoise`, one per step or one for all; default:
+    ``ddim_eta`` everywhere), ``order`` (a multistep sampler's, default 2), ``edict_p`` (EDICT's
+    mixing, default 0.93).
     ``forward_steps`` / ``backward_steps`` override the budget's split; ``align_steps`` moves
     generation steps onto the inversion's (what attention injection needs); ``callback(phase,
     index, t, x)`` is called before every network evaluation.
