@@ -400,8 +400,8 @@ def add_tune_parser(subparsers) -> None:
         description="Restore images of the prior's own domain from simulated measurements with many SSD "
         "configurations (sampler, time-step spacing, t0, eta, inversion calls, start, fresh noise in and outside the "
         "null space) by coordinate descent, and with --steps the steps themselves, score each by PSNR - w * SWD, "
-        "and write the best one as a preset that --method ssd-fast uses (--preset FILE). Every configuration scored is logged beside the preset file; rerunning the "
-        "same command resumes from the log. Tune on images the benchmark does not report: for the built-in prior, "
+        "and write the best one as a preset that --method ssd-fast uses (--preset FILE). Every configuration scored "
+        "is logged beside the preset file; rerunning the same command resumes from the log. Tune on images the benchmark does not report: for the built-in prior, "
         "CelebA training faces 007001..008000.",
     )
     add_image_folder_options(p)

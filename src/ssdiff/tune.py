@@ -28,7 +28,7 @@ from .schedule import spaced_steps
 from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
 from .solvers.fast import FRESH_NOISE_KNOBS, SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets
-from .solvers.samplers import ETA_SAMPLERS, MULTISTEP
+from .solvers.samplers import ETA_SAMPLERS, MULTISTEP, per_step
 from .solvers.ssd import DEFAULT_ETAS
 
 # The knobs and the values the search visits; ``inversion_calls`` 0 is an SDEdit start (A+y noised).
@@ -173,7 +173,7 @@ def explicit_config(config: dict[str, Any], nfe: int, t0: int | None = None) -> 
         eta = hparams.get("ddim_eta", DEFAULT_ETAS[sampler])
         for knob, value in (("ddim_eta", eta), ("null_eta", hparams.get("null_eta"))):
             if value is not None:
-                explicit[knob] = [float(e) for e in value] if isinstance(value, list) else [float(value)] * len(steps)
+                explicit[knob] = per_step(value, len(steps), knob)
     return explicit
 
 

@@ -167,10 +167,10 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
     size = template.size
     height, width = operator.image_shape(y)
     face_plan = plan if isinstance(plan, FacePlan) else None
-    extras: dict = {"whole_photo": True, "whole_photo_magnification": math.sqrt(height * width) / size}
-    if face_plan:
-        extras = {"face_box": plan.face.box, "face_tilt_degrees": math.degrees(plan.face.tilt),
-                  "frame_scale": plan.frame_scale, "magnification": plan.magnification}
+    whole_magnification = math.sqrt(height * width) / size  # photo pixels per frame pixel, squeezed whole
+    extras: dict = ({"face_box": plan.face.box, "face_tilt_degrees": math.degrees(plan.face.tilt),
+                     "frame_scale": plan.frame_scale, "magnification": plan.magnification} if face_plan
+                    else {"whole_photo": True, "whole_photo_magnification": whole_magnification})
     inpainting = isinstance(operator, Inpainting)
     if inpainting or isinstance(operator, Colorization):
         # the face and the whole photo squeezed into the frame (colour is smooth, so the squeeze
@@ -178,7 +178,7 @@ def restore_face(prior, operator: LinearOperator, y: torch.Tensor, plan: FacePla
         # network call per step for both (zeros outside the photo for inpainting: its frame
         # knows nothing there, so the prior fills it in); without a face, the whole photo alone
         to_whole = partial(F.interpolate, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        to_frames, magnifications = [to_whole], [math.sqrt(height * width) / size]
+        to_frames, magnifications = [to_whole], [whole_magnification]
         if face_plan:
             to_face = partial(warp, similarity=plan.to_frame, size=(size, size), padding="zeros" if inpainting else "border")
             to_frames, magnifications = [to_face, *to_frames], [plan.magnification, *magnifications]
