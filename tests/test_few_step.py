@@ -149,6 +149,28 @@ def test_tune_visits_ddim_with_each_of_its_noise_levels(monkeypatch):
     assert entry["config"] == {"sampler": "ddim", "ddim_eta": 0.8, "null_eta": 1.0} and entry["psnr"] == 30.0
 
 
+def test_tune_searches_the_noise_predictions_scale_and_scores_scale_one_once(monkeypatch):
+    import ssdiff.tune as tune_module
+
+    seen = []
+
+    def fake_evaluate(prior, operator, truths, config, nfe, *args):
+        seen.append(config)
+        psnr = 21.0 if config.get("eps_scale") == 1.01 else 20.0
+        return {"psnr": psnr, "swd": 0.0, "score": psnr, "calls": nfe}
+
+    monkeypatch.setattr(tune_module, "evaluate", fake_evaluate)
+    assert 1.0 in tune_module.SEARCH_SPACE["eps_scale"]
+    space = {"sampler": ["ddim"], "eps_scale": [1.0, 1.005, 1.01]}
+    entry = tune_module.tune(GaussianPrior(), get_operator("colorization"), torch.zeros(1, 3, 8, 8), 10,
+                             task_defaults={}, space=space, rounds=2, progress=False, start={"sampler": "ddim"})
+    assert entry["config"] == {"sampler": "ddim", "eps_scale": 1.01}
+    # scale 1 is the network's own prediction: the start, not scored again under another name
+    assert seen == [{"sampler": "ddim"}, {"sampler": "ddim", "eps_scale": 1.005}, {"sampler": "ddim", "eps_scale": 1.01}]
+    hparams = config_to_hparams(entry["config"], 10)
+    assert hparams["eps_scale"] == 1.01
+
+
 def test_tune_writes_a_preset_that_ssd_fast_uses(tmp_path, tiny_model_args, golden, model_configs, images):
     import ssdiff
 

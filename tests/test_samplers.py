@@ -141,6 +141,10 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"sampler": "ddim", "null_eta": "1"}, r"null_eta takes one eta"),
     ({"sampler": "ddim", "null_eta": "10"}, r"null_eta takes one eta"),
     ({"sampler": "cm4ir-noise", "ddim_eta": [0.5, 1.0]}, r"ddim_eta takes one eta in \[0, 1\], or one per step"),
+    ({"eps_scale": 0.0}, "eps_scale must be a positive number"),
+    ({"eps_scale": -1.005}, "eps_scale must be a positive number"),
+    ({"eps_scale": float("inf")}, "eps_scale must be a finite number"),
+    ({"eps_scale": "1.005"}, "eps_scale must be a positive number"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
     ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
     ({"sampler": "unipc", "order": 3, "forward_steps": 2, "backward_steps": 2}, "needs at least 3 generation steps"),
@@ -270,6 +274,35 @@ def test_null_space_noise_per_step(truth, sampler):
     plain, fresh, late = states(0.3), states(1.0), states([0.3, 0.3, 1.0, 1.0, 1.0, 1.0])
     assert all(torch.equal(a, b) for a, b in zip(late[:3], plain[:3]))  # the first two moves are the plain ones
     assert not torch.allclose(late[3], plain[3], atol=1e-3) and not torch.allclose(late[3], fresh[3], atol=1e-3)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm-solver++"])
+def test_eps_scale_divides_the_generations_noise_predictions_only(truth, sampler):
+    # Epsilon Scaling: generation sees the network's prediction divided by the scale, the DA
+    # inversion the network's own; any sampler, the same calls
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
+    y = op.A(truth)
+    common = {"method": "ssd", "nfe": 8, "t0": 500, "seed": 3, "sampler": sampler, "forward_steps": 3, "backward_steps": 6}
+
+    class Divided:  # divides by ``scale`` in the phase the callback says is generation
+        scale = 1.0
+
+        def __call__(self, x, t):
+            return GaussianPrior()(x, t) / self.scale
+
+    reference = Divided()
+
+    def phase(name, i, t, x):
+        reference.scale = 1.02 if name == "generation" else 1.0
+
+    expected = restore(reference, op, y, callback=phase, **common)
+    scaled = restore(GaussianPrior(), op, y, eps_scale=1.02, **common)
+    assert torch.equal(scaled.image, expected.image) and scaled.nfe == expected.nfe == 8
+    assert scaled.extras["eps_scale"] == 1.02
+    plain = restore(GaussianPrior(), op, y, **common)
+    assert torch.equal(restore(GaussianPrior(), op, y, eps_scale=1, **common).image, plain.image)
+    assert not torch.allclose(scaled.image, plain.image, atol=1e-4)
+    assert torch.allclose(op.A(scaled.image), y, atol=1e-4)  # still back-projected
 
 
 @pytest.mark.parametrize("task, options", [("sr_bicubic", {"scale": 4}), ("colorization", {})])

@@ -109,6 +109,8 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ddim-eta", type=NON_NEGATIVE, help="stochasticity of the generation steps (default 0.8)")
     p.add_argument("--null-eta", type=FRACTION, help="stochasticity of the generation steps in what the measurement does "
                    "not see (the null space of A: a hole, lost detail, colour); default: --ddim-eta everywhere")
+    p.add_argument("--eps-scale", type=POSITIVE, help="SSD generation divides the network's noise prediction by "
+                   "this (Epsilon Scaling, against exposure bias; about 1, e.g. 1.005; default 1)")
     p.add_argument("--stop-t", type=TIME_STEP, help="SSD+: no back-projection below this time step (default 200 for ssd+)")
     p.add_argument("--sampler", help="SSD/DDNM generation: ddim (default, the paper's), dpm-solver++, sde-dpm-solver++, "
                    "unipc, edict, cm4ir-noise")
@@ -131,7 +133,7 @@ def add_solver_options(p: argparse.ArgumentParser) -> None:
 
 def solver_params(args: argparse.Namespace) -> dict:
     values = {"t0": args.t0, "eta": args.eta, "ddim_eta": args.ddim_eta, "null_eta": args.null_eta,
-              "stop_consistency_t": args.stop_t,
+              "eps_scale": args.eps_scale, "stop_consistency_t": args.stop_t,
               "sampler": args.sampler, "spacing": args.spacing, "inversion": args.inversion, "start": args.start,
               "preset": args.preset, "realism": args.realism,
               "reuse_encoder": args.reuse_encoder}
@@ -399,7 +401,7 @@ def add_tune_parser(subparsers) -> None:
         "tune", help="search SSD's few-step configuration for a prior, task and budget (the ssd-fast presets)",
         description="Restore images of the prior's own domain from simulated measurements with many SSD "
         "configurations (sampler, time-step spacing, t0, eta, inversion calls, start, fresh noise in and outside the "
-        "null space) by coordinate descent, and with --steps the steps themselves, score each by PSNR - w * SWD, "
+        "null space, the noise prediction's scale) by coordinate descent, and with --steps the steps themselves, score each by PSNR - w * SWD, "
         "and write the best one as a preset that --method ssd-fast uses (--preset FILE). Every configuration scored "
         "is logged beside the preset file; rerunning the same command resumes from the log. Tune on images the benchmark does not report: for the built-in prior, "
         "CelebA training faces 007001..008000.",

@@ -1,9 +1,10 @@
 """``ssdiff tune``: SSD's few-step configuration searched per (prior, task, budget), for ``ssd-fast``.
 
 At a few network calls the paper's settings are far from the best ones: which sampler, which
-time steps, how far to invert (``t0``), how much noise the inversion adds (``eta``) and how many of
-the calls the inversion gets all interact. :func:`tune` searches them by coordinate descent on
-images of the prior's own domain (never on the images a benchmark reports), scoring each
+time steps, how far to invert (``t0``), how much noise the inversion adds (``eta``), how many of
+the calls the inversion gets and how much generation scales the noise prediction down
+(``eps_scale``) all interact. :func:`tune` searches them by coordinate descent on images of the
+prior's own domain (never on the images a benchmark reports), scoring each
 configuration by ``PSNR - swd_weight * SWD`` so that the faithful but blurry corner does not win.
 A *preset* is the winner for one (prior, task, budget); :mod:`ssdiff.solvers.fast` reads the
 preset files and runs ``ssd-fast`` with them.
@@ -41,6 +42,7 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "ddim_eta": [0.0, 0.1, 0.3, 0.6, 0.8, 1.0],  # fresh noise of ddim and cm4ir-noise (the others ignore it)
     "start": ["pinv", "mean-colour"],  # what the inversion starts from (solvers/starts.py)
     "null_eta": [None, 0.5, 1.0],  # their fresh noise in the null space of A instead (None: ddim_eta's)
+    "eps_scale": [1.0, 1.005, 1.01, 1.02],  # generation's noise prediction divided by it (Epsilon Scaling)
 }
 
 

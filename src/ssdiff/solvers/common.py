@@ -120,3 +120,23 @@ class CallCounter:
 
     def __getattr__(self, name: str):
         return getattr(self.prior, name)
+
+
+class ScaledNoise:
+    """A prior whose noise prediction is divided by ``scale``: Epsilon Scaling (Ning et al., ICLR 2024,
+    arXiv 2308.15321) with its uniform schedule, one factor for every step.
+
+    A sampler feeds the network its own estimates of ``x_t``, which drift from the training
+    distribution as its errors pile up (exposure bias); a prediction scaled down slightly (``scale``
+    just above 1) moves the trajectory back toward the one learned. At a few steps the drift is
+    large, and the result is smoother than the prior's images.
+    """
+
+    def __init__(self, prior: EpsPrior, scale: float):
+        self.prior, self.scale = prior, scale
+
+    def __call__(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        return self.prior(x_t, t) / self.scale
+
+    def __getattr__(self, name: str):
+        return getattr(self.prior, name)

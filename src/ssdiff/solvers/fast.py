@@ -37,13 +37,14 @@ FRESH_NOISE_KNOBS = ("ddim_eta", "null_eta")  # what only the samplers with fres
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
     """The configuration without knobs its sampler ignores, nor defaults (the start ``pinv``, an unset
-    ``null_eta`` or one equal to ``ddim_eta``), so that equal runs are scored once."""
+    ``null_eta`` or one equal to ``ddim_eta``, ``eps_scale`` 1), so that equal runs are scored once."""
     noiseless = config.get("sampler", "ddim") not in ETA_SAMPLERS
 
     def idle(knob: str, value: Any) -> bool:
         if knob in FRESH_NOISE_KNOBS and (noiseless or value is None):
             return True
-        return (knob == "start" and value == "pinv") or (knob == "null_eta" and value == config.get("ddim_eta"))
+        return ((knob == "start" and value == "pinv") or (knob == "null_eta" and value == config.get("ddim_eta"))
+                or (knob == "eps_scale" and value == 1))
 
     return {k: v for k, v in config.items() if not idle(k, v)}
 
