@@ -125,16 +125,16 @@ def presets_table(path: Path) -> str:
     def listed(value: object, word: str) -> object:
         return f"{word}: {', '.join(f'{v:g}' for v in value)}" if isinstance(value, list) else value
 
-    header = ("| task | NFE | sampler | spacing | t0 | eta | inversion calls | ddim_eta | null_eta | start "
+    header = ("| task | NFE | sampler | spacing | t0 | eta | inversion calls | ddim_eta | null_eta | eps_scale | start "
               "| PSNR / SWD (16 tuning faces) | frontier points | configurations scored | network calls |")
-    lines = [header, "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | --- | --- | ---: | ---: | ---: |"]
+    lines = [header, "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
     for task, budgets in presets.items():
         for budget in sorted(budgets, key=int):
             entry = budgets[budget]
             c, search = entry["config"], entry["search"]
             lines.append(f"| {task} | {budget} | {c.get('sampler', 'ddim')} | {listed(c['spacing'], 'searched')} | {c['t0']} | "
                          f"{c['eta']} | {c['inversion_calls']} | {listed(c.get('ddim_eta', ''), 'per step')} | "
-                         f"{listed(c.get('null_eta', ''), 'per step')} | "
+                         f"{listed(c.get('null_eta', ''), 'per step')} | {c.get('eps_scale', '')} | "
                          f"{c.get('start', 'pinv')} | {entry['psnr']:.2f} / {entry['swd']:.1f} | {len(entry.get('frontier', []))} | "
                          f"{search['evaluations']} | {search['network_calls']} |")
     return "\n".join(lines)
