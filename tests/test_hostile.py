@@ -445,9 +445,12 @@ def test_an_interrupted_run_leaves_no_empty_folder(tmp_path, monkeypatch, capsys
     (["bench", "--data", "nowhere", "--out", "out"], "nowhere: no such file"),
     (["tune", "--data", "photos", "--task", "sr_bicubic4", "--nfe", "abc", "--out", "out/t.json"], "invalid literal"),
     (["tune", "--data", "photos", "--task", "sr_bicubic4", "--nfe", "4", "--space", "{bad", "--out", "out/t.json"], "tune:"),
+    (["tune", "--data", "photos", "--task", "sr_bicubic4", "--nfe", "4", "--space", '{"eps_scale": [1, 0]}',
+      "--out", "out/t.json"], "eps_scale must be a positive number"),
     (["train", "nowhere", "--out", "out", "--steps", "1"], "nowhere: no such file"),
     (["train", "photos", "--out", "out", "--steps", "1", "--size", "0"], "--size"),
-], ids=["bench-subset-empty", "bench-subset-bad", "bench-no-data", "tune-nfe", "tune-space", "train-no-data", "train-size"])
+], ids=["bench-subset-empty", "bench-subset-bad", "bench-no-data", "tune-nfe", "tune-space", "tune-space-value",
+    "train-no-data", "train-size"])
 def test_bench_tune_and_train_refuse_in_one_line_and_leave_no_folder(capsys, workspace, argv, message):
     (workspace / "photos").mkdir()
     for i in range(2):

@@ -145,6 +145,7 @@ def test_quadratic_and_logsnr_spacings_crowd_the_clean_end():
     ({"eps_scale": -1.005}, "eps_scale must be a positive number"),
     ({"eps_scale": float("inf")}, "eps_scale must be a finite number"),
     ({"eps_scale": "1.005"}, "eps_scale must be a positive number"),
+    ({"eps_scale": True}, "eps_scale must be a positive number"),
     ({"sampler": "unipc", "spacing": "logsnr", "backward_steps": 600, "forward_steps": 2}, "do not fit"),
     ({"sampler": "dpm-solver++", "order": 4}, "solver order"),
     ({"sampler": "unipc", "order": 3, "forward_steps": 2, "backward_steps": 2}, "needs at least 3 generation steps"),
@@ -276,10 +277,10 @@ def test_null_space_noise_per_step(truth, sampler):
     assert not torch.allclose(late[3], plain[3], atol=1e-3) and not torch.allclose(late[3], fresh[3], atol=1e-3)
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "dpm-solver++"])
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
 def test_eps_scale_divides_the_generations_noise_predictions_only(truth, sampler):
     # Epsilon Scaling: generation sees the network's prediction divided by the scale, the DA
-    # inversion the network's own; any sampler, the same calls
+    # inversion the network's own; any sampler (EDICT's two calls a step too), the same calls
     op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
     y = op.A(truth)
     common = {"method": "ssd", "nfe": 8, "t0": 500, "seed": 3, "sampler": sampler, "forward_steps": 3, "backward_steps": 6}
@@ -297,10 +298,11 @@ def test_eps_scale_divides_the_generations_noise_predictions_only(truth, sampler
 
     expected = restore(reference, op, y, callback=phase, **common)
     scaled = restore(GaussianPrior(), op, y, eps_scale=1.02, **common)
-    assert torch.equal(scaled.image, expected.image) and scaled.nfe == expected.nfe == 8
-    assert scaled.extras["eps_scale"] == 1.02
     plain = restore(GaussianPrior(), op, y, **common)
-    assert torch.equal(restore(GaussianPrior(), op, y, eps_scale=1, **common).image, plain.image)
+    assert torch.equal(scaled.image, expected.image) and scaled.nfe == expected.nfe == plain.nfe
+    assert scaled.extras["eps_scale"] == 1.02
+    for one in (1, None, np.float32(1)):  # the network's own prediction
+        assert torch.equal(restore(GaussianPrior(), op, y, eps_scale=one, **common).image, plain.image)
     assert not torch.allclose(scaled.image, plain.image, atol=1e-4)
     assert torch.allclose(op.A(scaled.image), y, atol=1e-4)  # still back-projected
 
@@ -327,6 +329,24 @@ def test_null_space_noise_splits_along_the_pseudo_inverse(task, options):
     assert torch.allclose(op.A(split), op.A(plain), atol=1e-4)
     assert torch.allclose(null(split), null(fresh), atol=1e-4)
     assert not torch.allclose(null(split), null(plain), atol=1e-2)
+
+
+def test_ssd_fast_runs_its_presets_eps_scale_unless_told_otherwise(truth):
+    op = get_operator("sr_bicubic", image_size=(32, 32), scale=4)
+    y = op.A(truth)
+    entry = {"config": {"sampler": "ddim", "t0": 500, "inversion_calls": 2, "eps_scale": 1.01}}
+    preset = {"prior": "unnamed", "presets": {op.name: {"8": entry}}}
+
+    def run(**options):
+        return restore(GaussianPrior(), op, y, method="ssd-fast", nfe=8, preset=preset, **options)
+
+    tuned = run()
+    assert tuned.extras["eps_scale"] == 1.01 and tuned.nfe == 8
+    assert torch.equal(run(eps_scale=None).image, tuned.image)  # None: not given
+    assert run(eps_scale=1).extras["eps_scale"] == 1.0
+    plain = restore(GaussianPrior(), op, y, method="ssd", nfe=8, seed=0, sampler="ddim", t0=500, forward_steps=3, backward_steps=6,
+                    inversion="da", eta=tuned.extras["eta"])
+    assert torch.equal(run(eps_scale=1).image, plain.image)
 
 
 def test_ssd_fast_refuses_noise_shares_its_presets_sampler_ignores(truth):

@@ -30,7 +30,7 @@ from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
 from .solvers.fast import FRESH_NOISE_KNOBS, SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets
 from .solvers.samplers import ETA_SAMPLERS, MULTISTEP, per_step
-from .solvers.ssd import DEFAULT_ETAS
+from .solvers.ssd import DEFAULT_ETAS, noise_scale
 
 # The knobs and the values the search visits; ``inversion_calls`` 0 is an SDEdit start (A+y noised).
 SEARCH_SPACE: dict[str, list[Any]] = {
@@ -224,6 +224,8 @@ def check_space(space: Any) -> dict[str, list[Any]]:
     unknown = set(space) - set(SEARCH_SPACE)
     if unknown:
         raise ValueError(f"unknown knob {min(unknown)!r} in the search space; choose from: {', '.join(SEARCH_SPACE)}")
+    for value in space.get("eps_scale", []):  # checked here, or the search would stop at it after hours
+        noise_scale(value)
     return space
 
 

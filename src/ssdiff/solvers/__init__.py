@@ -33,7 +33,7 @@ def restore(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, method: 
     or an analytic denoiser); ``method`` one of :data:`METHODS`; ``nfe`` the budget of network
     evaluations (the result reports the calls actually made); ``seed`` makes runs reproducible.
     SSD's hyper-parameters go by name: ``t0``, ``eta`` (DA-inversion noise), ``ddim_eta``,
-    ``null_eta``, ``stop_consistency_t``; unset ones take the paper's per-task defaults.
+    ``null_eta``, ``eps_scale``, ``stop_consistency_t``; unset ones take the paper's per-task defaults.
 
     ``operator`` may also be a deepinv physics object (duck-typed: ``A``, ``A_adjoint``, and for
     the SVD view ``U``, ``U_adjoint``, ``V``, ``V_adjoint``, ``mask``): then ``y`` and the returned

@@ -176,7 +176,7 @@ def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe:
     warning. ``realism`` (0..1) chooses along the preset's measured frontier instead: 0 the
     PSNR-best configuration its search scored, 1 the SWD-best, 0.5 the preset (:func:`realism_weight`).
     ``task_defaults`` (SSD's per-task ``t0`` and ``eta``, which the method registry gives) fill
-    what the configuration leaves out; keyword arguments override single knobs of it.
+    what the configuration leaves out; keyword arguments override single knobs of it (None leaves the knob as it is).
     """
     name = getattr(prior, "name", "unnamed")
     if isinstance(preset, (str, Path)):
@@ -184,6 +184,7 @@ def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe:
     else:
         presets = preset if preset is not None else builtin_presets(name)
     config, origin = find_preset(presets, name, operator.name, nfe, realism)
+    overrides = {k: v for k, v in overrides.items() if v is not None}  # None: not given, the preset's value
     config = {**(task_defaults or {}), **config, **overrides}
     if overrides.get("sigma_y", 0) > 0 and config.get("sampler", "ddim") != "ddim":
         # the presets are tuned on clean measurements; only the ddim update is noise-aware (DDNM+)

@@ -16,6 +16,7 @@ and coefficients follow the released code (see ``schedule``).
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
         seed: int | None = 0, start: str = "pinv", inversion: str = "da", sampler: str = "ddim",
         spacing: str | Sequence[int] = "uniform",
         ddim_eta: float | Sequence[float] | None = None, null_eta: float | Sequence[float] | None = None,
-        order: int | None = None, eps_scale: float = 1.0,
+        order: int | None = None, eps_scale: float | None = None,
         edict_p: float | None = None, stop_consistency_t: int | None = None, back_projection: bool = True, sigma_y: float = 0.0,
         forward_steps: int | None = None, backward_steps: int | None = None, align_steps: bool = False,
         callback: StepCallback | None = None) -> Restoration:
@@ -107,7 +108,8 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     ``A`` instead, :class:`~.consistency.NullSpaceNoise`, one per step or one for all; default:
     ``ddim_eta`` everywhere), ``order`` (a multistep sampler's, default 2), ``edict_p`` (EDICT's
     mixing, default 0.93), ``eps_scale`` (generation divides the network's noise prediction by it:
-    Epsilon Scaling, :class:`~.common.ScaledNoise`; the inversion keeps the network's own).
+    Epsilon Scaling, :class:`~.common.ScaledNoise`; default 1, the network's own, which the
+    inversion always keeps; so EDICT's generation with a scale no longer retraces its inversion).
     ``forward_steps`` / ``backward_steps`` override the budget's split; ``align_steps`` moves
     generation steps onto the inversion's (what attention injection needs); ``callback(phase,
     index, t, x)`` is called before every network evaluation.
@@ -134,8 +136,7 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     if null_eta is not None:
         shares = per_step(null_eta, len(plan.backward), "null_eta")
         null_eta = shares[0] if isinstance(null_eta, numbers.Real) else shares
-    if not (isinstance(eps_scale, numbers.Real) and 0 < eps_scale < float("inf")):
-        raise ValueError(f"eps_scale must be a positive number (about 1: 1.005 shrinks the noise prediction by 0.5%), got {eps_scale!r}")
+    eps_scale = noise_scale(eps_scale)
     counter = CallCounter(prior)
     noise = NoiseSource(seed, y.shape[0], y.device)
     y = y.float()
@@ -144,13 +145,22 @@ def ssd(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe: int 
     consistency = FirstSteps(projection_rule(operator, y, sigma_y), plan.projected) if back_projection else UNCONSTRAINED
     if null_eta is not None:
         consistency = NullSpaceNoise(consistency, operator, null_eta)
-    network = counter if eps_scale == 1 else ScaledNoise(counter, float(eps_scale))
-    x = generating.function(network, embryo, plan.backward, consistency, noise, callback, **sampler_options)
+    x = generating.function(ScaledNoise(counter, eps_scale), embryo, plan.backward, consistency, noise, callback, **sampler_options)
     extras = {"t0": t0, "eta": eta, "start": start, "inversion": inversion, "sampler": sampler, "spacing": spacing,
               "ddim_eta": sampler_options.get("eta"), "null_eta": null_eta, "eps_scale": eps_scale,
               "forward_steps": plan.forward, "backward_steps": plan.backward, "projected_steps": plan.projected,
               "sigma_y": sigma_y}
     return Restoration(image=x, nfe=counter.calls, extras=extras)
+
+
+def noise_scale(eps_scale: object) -> float:
+    """``eps_scale`` as a float (None: 1); ValueError for anything but a finite number above 0."""
+    if eps_scale is None:
+        return 1.0
+    if isinstance(eps_scale, bool) or not isinstance(eps_scale, numbers.Real) or not 0 < eps_scale < math.inf:
+        raise ValueError(f"eps_scale must be a positive number (about 1: 1.005 shrinks the noise prediction by 0.5%), "
+                         f"got {eps_scale!r}")
+    return float(eps_scale)
 
 
 # SSD's names for the samplers' options, and the samplers that take each
