@@ -42,7 +42,7 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "ddim_eta": [0.0, 0.1, 0.3, 0.6, 0.8, 1.0],  # fresh noise of ddim and cm4ir-noise (the others ignore it)
     "start": ["pinv", "mean-colour"],  # what the inversion starts from (solvers/starts.py)
     "null_eta": [None, 0.5, 1.0],  # their fresh noise in the null space of A instead (None: ddim_eta's)
-    "eps_scale": [1.0, 1.005, 1.01, 1.02],  # generation's noise prediction divided by it (Epsilon Scaling)
+    "eps_scale": [0.99, 1.0, 1.005, 1.01, 1.02],  # generation's noise prediction divided by it (Epsilon Scaling)
 }
 
 
