@@ -138,8 +138,10 @@ def refit_per_step(values: Sequence[float], count: int) -> list[float]:
     where a noise share means nothing (and the search never moved it): it stays last, and the
     others are fitted to the listed steps before it."""
     values = [float(v) for v in values]
-    if len(values) == count or len(values) == 1:
-        return values if len(values) == count else values * count
+    if len(values) == count:
+        return values
+    if len(values) == 1:
+        return values * count
     body = values[:-1]
     return [body[round(k * (len(body) - 1) / max(count - 2, 1))] for k in range(count - 1)] + values[-1:]
 

@@ -191,7 +191,7 @@ def ssd_fast(prior: EpsPrior, operator: LinearOperator, y: torch.Tensor, *, nfe:
         config["sampler"], origin = "ddim", f"{origin}, ddim sampler for the noisy measurement"
         for knob in set(FRESH_NOISE_KNOBS) - set(overrides):  # another sampler's noise shares: ddim takes SSD's own
             config.pop(knob, None)
-    ignored = [k for k in FRESH_NOISE_KNOBS if overrides.get(k) is not None and config.get("sampler", "ddim") not in ETA_SAMPLERS]
+    ignored = [k for k in FRESH_NOISE_KNOBS if k in overrides and config.get("sampler", "ddim") not in ETA_SAMPLERS]
     if ignored:
         raise ValueError(f"{ignored[0]} applies to the {', '.join(ETA_SAMPLERS)} samplers only; the preset ({origin}) "
                          f"uses {config['sampler']!r}: give sampler= too")
