@@ -4,7 +4,8 @@ scored: what ``ssd-fast``'s ``realism`` chooses along (0: the PSNR-best, 1: the 
 ``ssdiff tune`` records the frontier of each search it runs; this script rebuilds them from the
 tuning logs for presets tuned before it did, and merges several logs of searches on the same
 images (the shipped presets' first tuning, then their re-tuning). The first lines of the first
-log, written before the log named its task, are SR x4's (4 and 10 calls).
+log, written before the log named its task, are SR x4's (4 and 10 calls). A preset judged on
+other images (``ssdiff tune --check``) gets the frontier of what was scored on those.
 
     python benchmarks/frontiers.py src/ssdiff/presets/celeba64.json \
         benchmarks/few_step/tune_celeba64.log.jsonl
@@ -31,9 +32,12 @@ def main() -> None:
     path = Path(args.presets)
     data = read_presets(path)
     scored = [entry for log in args.logs for entry in read_log(Path(log))]
+    checks = {e["search"]["check"]["data"] for b in data["presets"].values() for e in b.values() if "check" in e["search"]}
     for task, by_budget in data["presets"].items():
         for nfe, entry in by_budget.items():
-            mine = [e for e in scored if e.get("task", UNNAMED_TASK) == task and e["nfe"] == int(nfe)]
+            check = entry["search"].get("check", {}).get("data")
+            mine = [e for e in scored if e.get("task", UNNAMED_TASK) == task and e["nfe"] == int(nfe)
+                    and (e.get("data") == check if check else e.get("data") not in checks)]
             entry["frontier"] = frontier(mine)
             ends = entry["frontier"][0], entry["frontier"][-1]
             print(f"{task}@{nfe}: {len(mine)} configurations, {len(entry['frontier'])} on the frontier, from "

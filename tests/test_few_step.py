@@ -208,6 +208,24 @@ def test_tune_writes_a_preset_that_ssd_fast_uses(tmp_path, tiny_model_args, gold
                  "--device", "cpu"]) == 2
 
 
+def test_tune_check_judges_on_other_images_of_the_folder(tmp_path, tiny_model_args, images, capsys):
+    data = write_images(tmp_path / "faces", images.repeat(2, 1, 1, 1), ["a", "b", "c", "d"])
+    preset = tmp_path / "presets.json"
+    args = ["tune", "--data", str(data), "--task", "colorization", "--nfe", "4", "--out", str(preset), "--rounds", "1",
+            "--space", '{"t0": [200, 400]}', "--device", "cpu", *tiny_model_args, "--subset", "0:2"]
+    # the check must not see the search's images: refused in one line, before any work
+    assert main([*args, "--check", "1:3"]) == 2
+    assert "--check 1:3 overlaps --subset (1 of its images, the first b)" in capsys.readouterr().err and not preset.exists()
+    assert main([*args, "--check", "2:4"]) == 0
+    entry = json.loads(preset.read_text())["presets"]["colorization"]["4"]
+    judged = entry["search"]["check"]
+    assert judged["images"] == 2 and judged["data"].endswith("[2:4]") and 1 <= judged["evaluations"] <= 2
+    lines = [json.loads(line) for line in preset.with_suffix(".log.jsonl").read_text().splitlines()]
+    checked = [line for line in lines if line["data"] == judged["data"]]
+    assert len(checked) == judged["evaluations"] and entry["config"] in [line["config"] for line in checked]
+    assert "on the 2 --check images" in capsys.readouterr().out
+
+
 def test_pareto_front_keeps_the_points_nothing_cheaper_beats():
     from ssdiff.bench import pareto_front
 
@@ -407,6 +425,60 @@ def test_a_rerun_tune_replays_its_log_instead_of_scoring_again(tmp_path, monkeyp
     assert again[0]["search"]["network_calls"] == first[0]["search"]["network_calls"]  # what the whole search cost
     tune_module.tune_into(out, prior, op, truths, [6], source="other faces", space=space, progress=False)
     assert len(calls) > 0  # other images: nothing to replay
+
+
+def test_a_check_on_other_images_chooses_the_preset_and_the_frontier(tmp_path, monkeypatch):
+    import ssdiff.tune as tune_module
+
+    calls = []
+
+    # on the 2 search images a later t0 wins (and costs realism); on the 3 check images an earlier one wins
+    def fake_evaluate(prior, operator, truths, config, nfe, *args):
+        calls.append((len(truths), config))
+        x = config["t0"] / 1000
+        psnr, swd = (20.0 + x - config["eta"], 1.0 + x**2) if len(truths) == 2 else (21.0 - x, 1.0)
+        return {"psnr": psnr, "swd": swd, "score": psnr - 0.15 * swd, "calls": nfe * len(truths)}
+
+    monkeypatch.setattr(tune_module, "evaluate", fake_evaluate)
+    out, op = tmp_path / "presets.json", get_operator("colorization")
+    prior = GaussianPrior()
+    prior.name = "gaussian"
+    before = {"config": {"t0": 550, "eta": 0.0}, "frontier": [{"config": {"t0": 550, "eta": 0.0}, "psnr": 1.0, "swd": 1.0}],
+              "search": {}}
+    out.write_text(json.dumps({"prior": "gaussian", "presets": {op.name: {"6": before}}}))
+    space, check = {"t0": [350, 550, 750], "eta": [0.0, 0.4]}, (torch.zeros(3, 3, 8, 8), "check faces")
+    entry = tune_module.tune_into(out, prior, op, torch.zeros(2, 3, 8, 8), [6], source="faces", space=space,
+                                  progress=False, check=check)[0]
+    judged = entry["search"]["check"]
+    # the search's winner (750) loses on the check images: neither it nor the start (550) ships, but 350, which
+    # its frontier holds (every t0 with eta 0: more PSNR for more SWD); the frontier is the check images' own
+    assert judged["search_winner"]["config"] == {"t0": 750, "eta": 0.0} and judged["data"] == "check faces"
+    assert sorted(c["t0"] for n, c in calls if n == 3) == [350, 550, 750] and judged["evaluations"] == 3
+    assert judged["network_calls"] == 3 * 6 * 3 and judged["images"] == 3
+    assert entry["config"] == {"t0": 350, "eta": 0.0} and entry["psnr"] == pytest.approx(20.65) and entry["swd"] == 1.0
+    assert entry["frontier"] == [{"config": {"t0": 350, "eta": 0.0}, "psnr": pytest.approx(20.65), "swd": 1.0}]
+    assert entry["score"] == pytest.approx(20.65 - 0.15)
+    assert json.loads(out.read_text())["presets"][op.name]["6"]["config"] == entry["config"]
+    lines = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert sum(line["data"] == "check faces" for line in lines) == 3
+    calls.clear()  # a rerun replays the search and the check from the log
+    again = tune_module.tune_into(out, prior, op, torch.zeros(2, 3, 8, 8), [6], source="faces", space=space,
+                                  progress=False, check=check)[0]
+    assert calls == [] and again["config"] == entry["config"] and again["frontier"] == entry["frontier"]
+
+
+def test_supported_points_are_those_realism_picks():
+    from ssdiff.solvers.fast import frontier, on_frontier, supported
+
+    # (SWD, PSNR): (14, 22.9) lies under the chord from (10, 22) to (20, 24.5); realism never picks it
+    front = frontier([{"config": {"t0": t}, "psnr": p, "swd": w}
+                      for t, p, w in [(1, 25.0, 30.0), (2, 24.5, 20.0), (3, 22.9, 14.0), (4, 22.0, 10.0), (5, 21.0, 9.5)]])
+    assert len(front) == 5
+    assert [e["config"]["t0"] for e in supported(front)] == [1, 2, 4, 5]
+    picked = {on_frontier({"frontier": front}, r / 1000)["t0"]
+              for r in range(1001)}
+    assert picked == {1, 2, 4, 5}
+    assert supported(front[:1]) == front[:1] and supported([]) == []
 
 
 def test_realism_chooses_along_the_measured_frontier():

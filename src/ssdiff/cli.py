@@ -417,6 +417,10 @@ def add_tune_parser(subparsers) -> None:
     p.add_argument("--space", help='JSON of the knobs and values to search, replacing the default space, e.g. '
                    '\'{"t0": [350, 550], "sampler": ["ddim", "unipc"]}\'')
     p.add_argument("--swd-weight", type=NON_NEGATIVE, default=None, help="weight of SWD in the score (default 0.15)")
+    p.add_argument("--check", metavar="SUBSET", help="other images of --data (a slice, e.g. '7016:7216') that judge the "
+                   "search: the frontier points --realism can pick, the winner and the start are scored on them too, and "
+                   "the preset and its frontier are chosen by those scores, so a winner of the few search images that "
+                   "loses on these is not shipped")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=16, help="images per network call (default 16)")
     add_budget_option(p)
     p.set_defaults(func=run_tune_command)
@@ -439,18 +443,33 @@ def run_tune_command(args: argparse.Namespace) -> int:
         size = prior.require_resolution()
         operator = get_operator(base, image_size=size, **params)
         merge_preset(out, prior.name, operator.name, budgets[0], {})  # a file of another prior fails here, before any work
-        _, truths = load_truths(BenchConfig(data=args.data, out="", subset=args.subset, crop_top=args.crop_top), size)
+        stems, truths = load_truths(BenchConfig(data=args.data, out="", subset=args.subset, crop_top=args.crop_top), size)
+        check = None
+        if args.check:
+            checked_stems, check_truths = load_truths(
+                BenchConfig(data=args.data, out="", subset=args.check, crop_top=args.crop_top), size)
+            shared = sorted(set(stems) & set(checked_stems))
+            if shared:
+                raise ValueError(f"--check {args.check} overlaps --subset ({len(shared)} of its images, the first {shared[0]}): "
+                                 "the check needs images the search does not see")
+            check = check_truths.to(prior.device), image_source(args, args.check)
     except (ValueError, json.JSONDecodeError) as error:
         raise InputError(f"tune: {error}") from None
-    entries = tune_into(out, prior, operator, truths.to(prior.device), budgets, source=f"{args.data} [{args.subset or ':'}]" + (f" crop_top {args.crop_top}" if args.crop_top is not None else ""),
-                        space=space, rounds=args.rounds, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
-                        swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight)
+    entries = tune_into(out, prior, operator, truths.to(prior.device), budgets, source=image_source(args, args.subset),
+                        check=check, space=space, rounds=args.rounds, steps=args.steps, seed=args.seed,
+                        batch_size=args.batch_size, swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight)
     for nfe, entry in zip(budgets, entries):
-        search = entry["search"]
-        print(f"{operator.name}@{nfe}: {entry['config']} PSNR {entry['psnr']:.2f} SWD {entry['swd']:.2f} "
+        search, judged = entry["search"], entry["search"].get("check")
+        on = f" on the {judged['images']} --check images (+{judged['evaluations']} configurations scored there)" if judged else ""
+        print(f"{operator.name}@{nfe}: {entry['config']} PSNR {entry['psnr']:.2f} SWD {entry['swd']:.2f}{on} "
               f"({search['evaluations']} configurations, {search['network_calls']} network calls, {search['minutes']} min)")
     print(f"wrote {out}")
     return 0
+
+
+def image_source(args: argparse.Namespace, subset: str | None) -> str:
+    """How a tuning log names a set of images (its lines are replayed only for the same images)."""
+    return f"{args.data} [{subset or ':'}]" + (f" crop_top {args.crop_top}" if args.crop_top is not None else "")
 
 
 def add_app_parser(subparsers) -> None:

@@ -28,7 +28,7 @@ from .operators import LinearOperator
 from .schedule import spaced_steps
 from .solvers import restore, ssd_defaults
 from .solvers.common import EpsPrior, Restoration
-from .solvers.fast import FRESH_NOISE_KNOBS, SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets
+from .solvers.fast import FRESH_NOISE_KNOBS, SWD_WEIGHT, UNTUNED, config_to_hparams, frontier, normalize, read_presets, supported
 from .solvers.samplers import ETA_SAMPLERS, MULTISTEP, per_step
 from .solvers.ssd import DEFAULT_ETAS, noise_scale
 
@@ -104,9 +104,7 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
         key = json.dumps(config, sort_keys=True)
         visited.add(key)
         if key not in cache:
-            try:
-                config_to_hparams(config, nfe)
-            except ValueError:
+            if not spends(config, nfe):
                 return None
             cache[key] = evaluate(prior, operator, truths, config, nfe, seed, batch_size, swd_weight)
             if log:
@@ -230,13 +228,16 @@ def check_space(space: Any) -> dict[str, list[Any]]:
 
 
 def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, budgets: list[int], *,
-              source: str, **search: Any) -> list[dict[str, Any]]:
+              source: str, check: tuple[torch.Tensor, str] | None = None, **search: Any) -> list[dict[str, Any]]:
     """Tune ``operator`` at each budget and merge each winner into the preset file ``out`` as soon as
     it is found, so that an interrupted run keeps what it finished; every configuration scored goes
     to ``out.log.jsonl`` as it is scored, and a rerun replays those of the same task, budget, images
     and seed instead of scoring them again (it resumes where it stopped). A budget starts from its own
     preset when the file has one (a re-tune), else from that of the nearest smaller budget already
-    in the file. ``search`` are :func:`tune`'s options; ``source`` names the images."""
+    in the file. ``search`` are :func:`tune`'s options; ``source`` names the images.
+
+    ``check`` (images, their name): other images of the same domain that judge the search's result
+    (:func:`judge`), since a few images rank close configurations by chance."""
     log, entries = out.with_suffix(".log.jsonl"), []
     seed, swd_weight = search.get("seed", 0), search.get("swd_weight", SWD_WEIGHT)
     for nfe in budgets:
@@ -244,26 +245,82 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
         smaller = max((int(b) for b in tuned if int(b) < nfe), default=None)
         # a re-tune starts from the budget's own preset (it can only raise its score), else the nearest smaller one's
         start = tuned[str(nfe)]["config"] if str(nfe) in tuned else tuned[str(smaller)]["config"] if smaller else None
-        run = {"task": operator.name, "nfe": nfe, "data": source, "seed": seed}
-        previous = [e for e in read_log(log) if all(e.get(k) == v for k, v in run.items())]
-        scored = {json.dumps(e["config"], sort_keys=True): {"psnr": e["psnr"], "swd": e["swd"], "calls": e["calls"],
-                                                             "score": e["psnr"] - swd_weight * e["swd"]} for e in previous}
         with open(log, "a") as handle:
-
-            def record(entry: dict, run: dict = run, previous: list = previous) -> None:
-                handle.write(json.dumps({**run, **entry}) + "\n")
-                handle.flush()
-                previous.append(entry)
-
+            scored, record = logged(handle, read_log(log), {"task": operator.name, "nfe": nfe, "data": source, "seed": seed})
             entry = tune(prior, operator, truths, nfe, task_defaults=ssd_defaults(operator), start=start, log=record,
-                         scored=scored, **search)
-        entry["search"].update(data=source, start=start or "untuned")
-        # every configuration this search (and any earlier one on the same images) scored: what
-        # ssd-fast's realism chooses along
-        entry["frontier"] = frontier(previous)
+                         scored=as_cache(scored, swd_weight), **search)
+            entry["search"].update(data=source, start=start or "untuned")
+            # every configuration this search (and any earlier one on the same images) scored: what
+            # ssd-fast's realism chooses along
+            entry["frontier"] = frontier(scored)
+            if check is not None:
+                checked, record = logged(handle, read_log(log), {"task": operator.name, "nfe": nfe, "data": check[1], "seed": seed})
+                # a re-tune's start and the points its preset's frontier let realism pick are judged too
+                earlier = [start] if start else []
+                earlier += [p["config"] for p in supported(tuned[str(nfe)].get("frontier", []))] if str(nfe) in tuned else []
+                entry = judge(entry, earlier, prior, operator, check[0], nfe, checked, record,
+                              **{k: v for k, v in search.items() if k in ("seed", "batch_size", "swd_weight", "progress")})
+                entry["search"]["check"]["data"] = check[1]
         write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
         entries.append(entry)
     return entries
+
+
+def spends(config: dict[str, Any], nfe: int) -> bool:
+    """Whether ``config`` can spend a budget of ``nfe`` calls (not more inversion calls than it allows)."""
+    try:
+        config_to_hparams(config, nfe)
+    except ValueError:
+        return False
+    return True
+
+
+def logged(handle: Any, lines: list[dict[str, Any]], run: dict[str, Any]) -> tuple[list[dict[str, Any]], Callable]:
+    """The log's configurations of one run (task, budget, images, seed), and the function that appends
+    a newly scored one to both the log file ``handle`` and that list."""
+    scored = [e for e in lines if all(e.get(k) == v for k, v in run.items())]
+
+    def record(entry: dict[str, Any]) -> None:
+        handle.write(json.dumps({**run, **entry}) + "\n")
+        handle.flush()
+        scored.append(entry)
+
+    return scored, record
+
+
+def as_cache(scored: list[dict[str, Any]], swd_weight: float) -> dict[str, dict[str, float]]:
+    """Logged configurations as :func:`tune`'s ``scored``: keyed by the configuration, with the score."""
+    return {json.dumps(e["config"], sort_keys=True): {"psnr": e["psnr"], "swd": e["swd"], "calls": e["calls"],
+                                                     "score": e["psnr"] - swd_weight * e["swd"]} for e in scored}
+
+
+def judge(entry: dict[str, Any], earlier: list[dict[str, Any]], prior: EpsPrior, operator: LinearOperator,
+          truths: torch.Tensor, nfe: int, checked: list[dict[str, Any]], record: Callable, *, seed: int = 0,
+          batch_size: int = 16, swd_weight: float = SWD_WEIGHT, progress: bool = True) -> dict[str, Any]:
+    """``entry`` (a search's result on its few images) judged on the images ``truths``.
+
+    Scored there: the points of the search's frontier that ``realism`` can pick (:func:`supported`),
+    the winner, and ``earlier`` configurations (what the search started from). The preset becomes the best of
+    everything scored on these images (``checked``: what earlier checks of this budget scored too,
+    from the log), and the frontier theirs, with their PSNR and SWD, so that a winner of the few
+    images that loses here is not shipped and ``realism`` does not pick it either.
+    """
+    started, done = time.perf_counter(), {json.dumps(e["config"], sort_keys=True) for e in checked}
+    candidates = [p["config"] for p in supported(entry["frontier"])] + [entry["config"], *earlier]
+    todo = list({key: config for config in map(normalize, candidates)
+                 if (key := json.dumps(config, sort_keys=True)) not in done and spends(config, nfe)}.values())
+    calls = 0
+    for config in tqdm(todo, desc=f"check {operator.name}@{nfe}", unit="config", disable=not progress or not todo):
+        result = evaluate(prior, operator, truths, config, nfe, seed, batch_size, swd_weight)
+        record({"config": config, **result})
+        calls += result["calls"]
+    best = max(checked, key=lambda e: (e["psnr"] - swd_weight * e["swd"], -e["swd"]))
+    tuned_winner = {"config": entry["config"], "psnr": entry["psnr"], "swd": entry["swd"]}
+    return {**entry, "config": best["config"], "psnr": best["psnr"], "swd": best["swd"],
+            "score": best["psnr"] - swd_weight * best["swd"], "frontier": frontier(checked),
+            "search": {**entry["search"], "check": {
+                "images": len(truths), "evaluations": len(todo), "network_calls": int(calls),
+                "minutes": round((time.perf_counter() - started) / 60, 2), "search_winner": tuned_winner}}}
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
