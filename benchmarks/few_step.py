@@ -126,17 +126,21 @@ def presets_table(path: Path) -> str:
         return f"{word}: {', '.join(f'{v:g}' for v in value)}" if isinstance(value, list) else value
 
     header = ("| task | NFE | sampler | spacing | t0 | eta | inversion calls | ddim_eta | null_eta | eps_scale | start "
-              "| PSNR / SWD (16 tuning faces) | frontier points | configurations scored | network calls |")
+              "| PSNR / SWD (on the 16 tuning faces, or on the check faces where checked) | frontier points | configurations scored | network calls |")
     lines = [header, "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
     for task, budgets in presets.items():
         for budget in sorted(budgets, key=int):
             entry = budgets[budget]
             c, search = entry["config"], entry["search"]
+            check = search.get("check")
+            checked = f" (checked on {check['images']})" if check else ""
+            scored = f"{search['evaluations']}" + (f" + {check['evaluations']} on the check faces" if check else "")
+            calls = search["network_calls"] + (check["network_calls"] if check else 0)
             lines.append(f"| {task} | {budget} | {c.get('sampler', 'ddim')} | {listed(c['spacing'], 'searched')} | {c['t0']} | "
                          f"{c['eta']} | {c['inversion_calls']} | {listed(c.get('ddim_eta', ''), 'per step')} | "
                          f"{listed(c.get('null_eta', ''), 'per step')} | {c.get('eps_scale', '')} | "
-                         f"{c.get('start', 'pinv')} | {entry['psnr']:.2f} / {entry['swd']:.1f} | {len(entry.get('frontier', []))} | "
-                         f"{search['evaluations']} | {search['network_calls']} |")
+                         f"{c.get('start', 'pinv')} | {entry['psnr']:.2f} / {entry['swd']:.1f}{checked} | {len(entry.get('frontier', []))} | "
+                         f"{scored} | {calls} |")
     return "\n".join(lines)
 
 

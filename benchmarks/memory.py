@@ -76,8 +76,8 @@ def main() -> None:
             rows.append((name, " ".join(["ssdiff", *argv]), result, (name, argv) in refused))
             print(name, result, flush=True)
     lines = ["# Peak memory: announced estimates and refusals", "",
-             "`python benchmarks/memory.py` on the 2-core CPU machine (built-in `celeba64` prior, float32); "
-             "peak = GNU time's maximum resident set size of the whole process (Python, torch, the model).", "",
+             ("`python benchmarks/memory.py` on the 2-core CPU machine (built-in `celeba64` prior, float32); "
+              "peak = GNU time's maximum resident set size of the whole process (Python, torch, the model)."), "",
              "| run | exit | estimate announced | peak | peak / estimate |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, _, result, is_refused in rows:
         estimate = f"{result['estimate'] / 2**30:.2f} GB" if result["estimate"] else "refused" if is_refused else "none"

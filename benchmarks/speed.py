@@ -29,8 +29,8 @@ import torch
 def build(name: str):
     import ssdiff
     from ssdiff.models import DiffusionPrior
-    from ssdiff.models.loading import _unet_config
     from ssdiff.models.catalog import KNOWN_MODELS
+    from ssdiff.models.loading import _unet_config
 
     if name == "celeba64":
         return ssdiff.load_model("celeba64", channels_last=False)
