@@ -224,6 +224,9 @@ def test_tune_check_judges_on_other_images_of_the_folder(tmp_path, tiny_model_ar
     checked = [line for line in lines if line["data"] == judged["data"]]
     assert len(checked) == judged["evaluations"] and entry["config"] in [line["config"] for line in checked]
     assert "on the 2 --check images" in capsys.readouterr().out
+    assert main(args) == 2  # without --check it would undo the check: refused in one line
+    assert "re-tune it with --check on those images too" in capsys.readouterr().err
+    assert json.loads(preset.read_text())["presets"]["colorization"]["4"] == entry
 
 
 def test_pareto_front_keeps_the_points_nothing_cheaper_beats():
@@ -432,39 +435,48 @@ def test_a_check_on_other_images_chooses_the_preset_and_the_frontier(tmp_path, m
 
     calls = []
 
-    # on the 2 search images a later t0 wins (and costs realism); on the 3 check images an earlier one wins
+    # on the 2 search images a later t0 gains PSNR for SWD (550 lies under the chord of 350 and 750, so
+    # realism never picks it) and eta costs PSNR; on the 3 check images an earlier t0 and eta 0.4 win
     def fake_evaluate(prior, operator, truths, config, nfe, *args):
         calls.append((len(truths), config))
         x = config["t0"] / 1000
-        psnr, swd = (20.0 + x - config["eta"], 1.0 + x**2) if len(truths) == 2 else (21.0 - x, 1.0)
+        if len(truths) == 2:
+            psnr, swd = 20.0 + x - config["eta"], {350: 1.0, 550: 1.9, 750: 2.0}[config["t0"]]
+        else:
+            psnr, swd = 21.0 - x + config["eta"], 1.0
         return {"psnr": psnr, "swd": swd, "score": psnr - 0.15 * swd, "calls": nfe * len(truths)}
 
     monkeypatch.setattr(tune_module, "evaluate", fake_evaluate)
     out, op = tmp_path / "presets.json", get_operator("colorization")
     prior = GaussianPrior()
     prior.name = "gaussian"
-    before = {"config": {"t0": 550, "eta": 0.0}, "frontier": [{"config": {"t0": 550, "eta": 0.0}, "psnr": 1.0, "swd": 1.0}],
-              "search": {}}
+    stored = [{"config": {"t0": t0, "eta": 0.4}, "psnr": value, "swd": value} for t0, value in ((550, 2.0), (350, 1.0))]
+    before = {"config": {"t0": 550, "eta": 0.4}, "frontier": stored, "search": {}}
     out.write_text(json.dumps({"prior": "gaussian", "presets": {op.name: {"6": before}}}))
     space, check = {"t0": [350, 550, 750], "eta": [0.0, 0.4]}, (torch.zeros(3, 3, 8, 8), "check faces")
-    entry = tune_module.tune_into(out, prior, op, torch.zeros(2, 3, 8, 8), [6], source="faces", space=space,
-                                  progress=False, check=check)[0]
+    search = {"source": "faces", "space": space, "progress": False, "check": check}
+    entry = tune_module.tune_into(out, prior, op, torch.zeros(2, 3, 8, 8), [6], **search)[0]
     judged = entry["search"]["check"]
-    # the search's winner (750) loses on the check images: neither it nor the start (550) ships, but 350, which
-    # its frontier holds (every t0 with eta 0: more PSNR for more SWD); the frontier is the check images' own
+    # judged: the search frontier's two supported points (350 and 750, the winner, with eta 0; not 550),
+    # the start and the stored frontier's supported point (350 with eta 0.4), which wins on the check images
     assert judged["search_winner"]["config"] == {"t0": 750, "eta": 0.0} and judged["data"] == "check faces"
-    assert sorted(c["t0"] for n, c in calls if n == 3) == [350, 550, 750] and judged["evaluations"] == 3
-    assert judged["network_calls"] == 3 * 6 * 3 and judged["images"] == 3
-    assert entry["config"] == {"t0": 350, "eta": 0.0} and entry["psnr"] == pytest.approx(20.65) and entry["swd"] == 1.0
-    assert entry["frontier"] == [{"config": {"t0": 350, "eta": 0.0}, "psnr": pytest.approx(20.65), "swd": 1.0}]
-    assert entry["score"] == pytest.approx(20.65 - 0.15)
+    assert sorted((c["t0"], c["eta"]) for n, c in calls if n == 3) == [(350, 0.0), (350, 0.4), (550, 0.4), (750, 0.0)]
+    assert judged["evaluations"] == 4 and judged["network_calls"] == 4 * 6 * 3 and judged["images"] == 3
+    assert entry["config"] == {"t0": 350, "eta": 0.4} and entry["psnr"] == pytest.approx(21.05) and entry["swd"] == 1.0
+    assert entry["frontier"] == [{"config": {"t0": 350, "eta": 0.4}, "psnr": pytest.approx(21.05), "swd": 1.0}]
+    assert entry["score"] == pytest.approx(21.05 - 0.15)
     assert json.loads(out.read_text())["presets"][op.name]["6"]["config"] == entry["config"]
     lines = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
-    assert sum(line["data"] == "check faces" for line in lines) == 3
-    calls.clear()  # a rerun replays the search and the check from the log
-    again = tune_module.tune_into(out, prior, op, torch.zeros(2, 3, 8, 8), [6], source="faces", space=space,
-                                  progress=False, check=check)[0]
+    assert sum(line["data"] == "check faces" for line in lines) == 4
+    calls.clear()  # a rerun replays the search and the check from the log, and counts what they cost
+    again = tune_module.tune_into(out, prior, op, torch.zeros(2, 3, 8, 8), [6], **search)[0]
     assert calls == [] and again["config"] == entry["config"] and again["frontier"] == entry["frontier"]
+    # it starts from the checked preset, so it judges 350 and 750 with eta 0 and that preset (replayed, all three)
+    assert {k: again["search"]["check"][k] for k in ("evaluations", "network_calls")} == {"evaluations": 3, "network_calls": 54}
+    # re-tuning the checked preset without a check would undo it: refused before any work
+    with pytest.raises(ValueError, match="judged on check faces; re-tune it with --check"):
+        tune_module.tune_into(out, prior, op, torch.zeros(2, 3, 8, 8), [6], source="faces", space=space, progress=False)
+    assert calls == []
 
 
 def test_supported_points_are_those_realism_picks():

@@ -429,7 +429,7 @@ def add_tune_parser(subparsers) -> None:
 def run_tune_command(args: argparse.Namespace) -> int:
     from .bench import BenchConfig, load_truths
     from .operators import get_operator, parse_task
-    from .tune import SEARCH_SPACE, SWD_WEIGHT, check_space, merge_preset, tune_into
+    from .tune import SEARCH_SPACE, SWD_WEIGHT, check_space, merge_preset, refuse_dropping_a_check, tune_into
 
     out = Path(args.out)
     try:
@@ -443,6 +443,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
         size = prior.require_resolution()
         operator = get_operator(base, image_size=size, **params)
         merge_preset(out, prior.name, operator.name, budgets[0], {})  # a file of another prior fails here, before any work
+        refuse_dropping_a_check(out, operator.name, budgets, args.check)
         stems, truths = load_truths(BenchConfig(data=args.data, out="", subset=args.subset, crop_top=args.crop_top), size)
         check = None
         if args.check:

@@ -238,6 +238,7 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
 
     ``check`` (images, their name): other images of the same domain that judge the search's result
     (:func:`judge`), since a few images rank close configurations by chance."""
+    refuse_dropping_a_check(out, operator.name, budgets, check)
     log, entries = out.with_suffix(".log.jsonl"), []
     seed, swd_weight = search.get("seed", 0), search.get("swd_weight", SWD_WEIGHT)
     for nfe in budgets:
@@ -258,12 +259,24 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
                 # a re-tune's start and the points its preset's frontier let realism pick are judged too
                 earlier = [start] if start else []
                 earlier += [p["config"] for p in supported(tuned[str(nfe)].get("frontier", []))] if str(nfe) in tuned else []
-                entry = judge(entry, earlier, prior, operator, check[0], nfe, checked, record,
-                              **{k: v for k, v in search.items() if k in ("seed", "batch_size", "swd_weight", "progress")})
-                entry["search"]["check"]["data"] = check[1]
+                entry = judge(entry, earlier, prior, operator, check, nfe, checked, record, seed=seed,
+                              batch_size=search.get("batch_size", 16), swd_weight=swd_weight,
+                              progress=search.get("progress", True))
         write_bytes(json.dumps(merge_preset(out, prior.name, operator.name, nfe, entry), indent=1).encode(), out)
         entries.append(entry)
     return entries
+
+
+def refuse_dropping_a_check(out: Path, task: str, budgets: list[int], check: Any) -> None:
+    """ValueError if re-tuning without a check would replace a preset of ``out`` that was judged on
+    other images (its frontier would go back to the few images' scores, and a winner the check
+    refused could ship)."""
+    tuned = read_presets(out)["presets"].get(task, {}) if check is None and out.exists() else {}
+    for nfe in budgets:
+        judged = tuned.get(str(nfe), {}).get("search", {}).get("check")
+        if judged:
+            raise ValueError(f"{out}: the {task} preset at {nfe} NFEs was judged on {judged['data']}; re-tune it with "
+                             "--check on those images too, or write to another file")
 
 
 def spends(config: dict[str, Any], nfe: int) -> bool:
@@ -295,32 +308,33 @@ def as_cache(scored: list[dict[str, Any]], swd_weight: float) -> dict[str, dict[
 
 
 def judge(entry: dict[str, Any], earlier: list[dict[str, Any]], prior: EpsPrior, operator: LinearOperator,
-          truths: torch.Tensor, nfe: int, checked: list[dict[str, Any]], record: Callable, *, seed: int = 0,
-          batch_size: int = 16, swd_weight: float = SWD_WEIGHT, progress: bool = True) -> dict[str, Any]:
-    """``entry`` (a search's result on its few images) judged on the images ``truths``.
+          check: tuple[torch.Tensor, str], nfe: int, checked: list[dict[str, Any]], record: Callable, *, seed: int,
+          batch_size: int, swd_weight: float, progress: bool) -> dict[str, Any]:
+    """``entry`` (a search's result on its few images) judged on the images of ``check`` (images, their name).
 
-    Scored there: the points of the search's frontier that ``realism`` can pick (:func:`supported`),
-    the winner, and ``earlier`` configurations (what the search started from). The preset becomes the best of
-    everything scored on these images (``checked``: what earlier checks of this budget scored too,
-    from the log), and the frontier theirs, with their PSNR and SWD, so that a winner of the few
-    images that loses here is not shipped and ``realism`` does not pick it either.
+    Scored there: the points of the search's frontier that ``realism`` can pick (:func:`supported`;
+    the others are left out to keep the check's cost down), the winner, and ``earlier``
+    configurations (what the search started from). The preset becomes the best of everything scored
+    on these images (``checked``: what earlier checks of this budget scored too, from the log), and
+    the frontier theirs, with their PSNR and SWD, so that a winner of the few images that loses
+    here is not shipped and ``realism`` does not pick it either.
     """
-    started, done = time.perf_counter(), {json.dumps(e["config"], sort_keys=True) for e in checked}
+    started = time.perf_counter()
     candidates = [p["config"] for p in supported(entry["frontier"])] + [entry["config"], *earlier]
-    todo = list({key: config for config in map(normalize, candidates)
-                 if (key := json.dumps(config, sort_keys=True)) not in done and spends(config, nfe)}.values())
-    calls = 0
+    judged = {json.dumps(c, sort_keys=True): c for c in map(normalize, candidates) if spends(c, nfe)}
+    done = {json.dumps(e["config"], sort_keys=True) for e in checked}
+    todo = [config for key, config in judged.items() if key not in done]
     for config in tqdm(todo, desc=f"check {operator.name}@{nfe}", unit="config", disable=not progress or not todo):
-        result = evaluate(prior, operator, truths, config, nfe, seed, batch_size, swd_weight)
-        record({"config": config, **result})
-        calls += result["calls"]
+        record({"config": config, **evaluate(prior, operator, check[0], config, nfe, seed, batch_size, swd_weight)})
     best = max(checked, key=lambda e: (e["psnr"] - swd_weight * e["swd"], -e["swd"]))
-    tuned_winner = {"config": entry["config"], "psnr": entry["psnr"], "swd": entry["swd"]}
+    # what judging this search costs, replayed configurations included (as tune() counts its own)
+    calls = sum(e["calls"] for e in checked if json.dumps(e["config"], sort_keys=True) in judged)
     return {**entry, "config": best["config"], "psnr": best["psnr"], "swd": best["swd"],
             "score": best["psnr"] - swd_weight * best["swd"], "frontier": frontier(checked),
             "search": {**entry["search"], "check": {
-                "images": len(truths), "evaluations": len(todo), "network_calls": int(calls),
-                "minutes": round((time.perf_counter() - started) / 60, 2), "search_winner": tuned_winner}}}
+                "data": check[1], "images": len(check[0]), "evaluations": len(judged), "network_calls": int(calls),
+                "minutes": round((time.perf_counter() - started) / 60, 2),
+                "search_winner": {"config": entry["config"], "psnr": entry["psnr"], "swd": entry["swd"]}}}}
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:

@@ -102,12 +102,12 @@ def frontier(scored: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return front
 
 
-def supported(front: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The points of a frontier that ``realism`` can pick (:func:`on_frontier`): those that maximise
-    ``PSNR - w SWD`` for some weight ``w >= 0``, the upper convex hull of the (SWD, PSNR) points, by
-    PSNR descending. A point under the chord of its neighbours wins at no weight."""
+def supported(scored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points of the frontier of ``scored`` that ``realism`` can pick (:func:`on_frontier`): those
+    that maximise ``PSNR - w SWD`` for some weight ``w >= 0``, the upper convex hull of the (SWD, PSNR)
+    points, by PSNR descending. A point under the chord of its neighbours wins at no weight."""
     hull: list[dict[str, Any]] = []
-    for point in sorted(front, key=lambda e: (e["swd"], e["psnr"])):  # SWD ascending, so PSNR ascending too
+    for point in sorted(frontier(scored), key=lambda e: (e["swd"], e["psnr"])):  # SWD ascending, so PSNR ascending too
         while len(hull) >= 2 and ((hull[-1]["swd"] - hull[-2]["swd"]) * (point["psnr"] - hull[-2]["psnr"])
                                   >= (hull[-1]["psnr"] - hull[-2]["psnr"]) * (point["swd"] - hull[-2]["swd"])):
             hull.pop()  # hull[-1] lies on or under the chord from hull[-2] to point
