@@ -396,8 +396,11 @@ def test_stale_temporary_files_of_killed_runs_are_swept(tmp_path, unet_dir):
     assert not stale.exists() and live.exists()
 
 
+# Ctrl-C as from a terminal: a test run started in the background inherits SIGINT ignored, which
+# Python keeps, and the SIGINT case would then wait for the sleep instead of testing the interrupt
 SIGNAL_SCRIPT = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import ssdiff.runner
 real = ssdiff.runner.write_image
 def slow(image, path):
