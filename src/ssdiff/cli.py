@@ -461,7 +461,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, swd_weight=SWD_WEIGHT if args.swd_weight is None else args.swd_weight)
     for nfe, entry in zip(budgets, entries):
         search, judged = entry["search"], entry["search"].get("check")
-        on = f" on the {judged['images']} --check images (+{judged['evaluations']} configurations scored there)" if judged else ""
+        on = f" on the {judged['images']} --check images ({judged['evaluations']} configurations judged there)" if judged else ""
         print(f"{operator.name}@{nfe}: {entry['config']} PSNR {entry['psnr']:.2f} SWD {entry['swd']:.2f}{on} "
               f"({search['evaluations']} configurations, {search['network_calls']} network calls, {search['minutes']} min)")
     print(f"wrote {out}")
