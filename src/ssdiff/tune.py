@@ -7,7 +7,8 @@ the calls the inversion gets and how much generation scales the noise prediction
 prior's own domain (never on the images a benchmark reports), scoring each
 configuration by ``PSNR - swd_weight * SWD`` so that the faithful but blurry corner does not win.
 A *preset* is the winner for one (prior, task, budget); :mod:`ssdiff.solvers.fast` reads the
-preset files and runs ``ssd-fast`` with them.
+preset files and runs ``ssd-fast`` with them. A search runs on a few images, which rank close
+configurations by chance; :func:`judge` scores its result on many others before it ships.
 """
 
 from __future__ import annotations
