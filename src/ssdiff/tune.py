@@ -102,7 +102,7 @@ def tune(prior: EpsPrior, operator: LinearOperator, truths: torch.Tensor, nfe: i
 
     def score(config: dict[str, Any]) -> dict[str, float] | None:
         config = normalize(config)
-        key = json.dumps(config, sort_keys=True)
+        key = config_key(config)
         visited.add(key)
         if key not in cache:
             if not spends(config, nfe):
@@ -247,8 +247,9 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
         smaller = max((int(b) for b in tuned if int(b) < nfe), default=None)
         # a re-tune starts from the budget's own preset (it can only raise its score), else the nearest smaller one's
         start = tuned[str(nfe)]["config"] if str(nfe) in tuned else tuned[str(smaller)]["config"] if smaller else None
+        lines = read_log(log)  # a run's lines are its images' own: the check's are not the search's
         with open(log, "a") as handle:
-            scored, record = logged(handle, read_log(log), {"task": operator.name, "nfe": nfe, "data": source, "seed": seed})
+            scored, record = logged(handle, lines, {"task": operator.name, "nfe": nfe, "data": source, "seed": seed})
             entry = tune(prior, operator, truths, nfe, task_defaults=ssd_defaults(operator), start=start, log=record,
                          scored=as_cache(scored, swd_weight), **search)
             entry["search"].update(data=source, start=start or "untuned")
@@ -256,7 +257,7 @@ def tune_into(out: Path, prior: EpsPrior, operator: LinearOperator, truths: torc
             # ssd-fast's realism chooses along
             entry["frontier"] = frontier(scored)
             if check is not None:
-                checked, record = logged(handle, read_log(log), {"task": operator.name, "nfe": nfe, "data": check[1], "seed": seed})
+                checked, record = logged(handle, lines, {"task": operator.name, "nfe": nfe, "data": check[1], "seed": seed})
                 # a re-tune's start and the points its preset's frontier let realism pick are judged too
                 earlier = [start] if start else []
                 earlier += [p["config"] for p in supported(tuned[str(nfe)].get("frontier", []))] if str(nfe) in tuned else []
@@ -278,6 +279,11 @@ def refuse_dropping_a_check(out: Path, task: str, budgets: list[int], check: Any
         if judged:
             raise ValueError(f"{out}: the {task} preset at {nfe} NFEs was judged on {judged['data']}; re-tune it with "
                              "--check on those images too, or write to another file")
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A configuration's identity in the search's cache and the log (its JSON with sorted keys)."""
+    return json.dumps(config, sort_keys=True)
 
 
 def spends(config: dict[str, Any], nfe: int) -> bool:
@@ -304,7 +310,7 @@ def logged(handle: Any, lines: list[dict[str, Any]], run: dict[str, Any]) -> tup
 
 def as_cache(scored: list[dict[str, Any]], swd_weight: float) -> dict[str, dict[str, float]]:
     """Logged configurations as :func:`tune`'s ``scored``: keyed by the configuration, with the score."""
-    return {json.dumps(e["config"], sort_keys=True): {"psnr": e["psnr"], "swd": e["swd"], "calls": e["calls"],
+    return {config_key(e["config"]): {"psnr": e["psnr"], "swd": e["swd"], "calls": e["calls"],
                                                      "score": e["psnr"] - swd_weight * e["swd"]} for e in scored}
 
 
@@ -322,14 +328,14 @@ def judge(entry: dict[str, Any], earlier: list[dict[str, Any]], prior: EpsPrior,
     """
     started = time.perf_counter()
     candidates = [p["config"] for p in supported(entry["frontier"])] + [entry["config"], *earlier]
-    judged = {json.dumps(c, sort_keys=True): c for c in map(normalize, candidates) if spends(c, nfe)}
-    done = {json.dumps(e["config"], sort_keys=True) for e in checked}
+    judged = {config_key(c): c for c in map(normalize, candidates) if spends(c, nfe)}
+    done = {config_key(e["config"]) for e in checked}
     todo = [config for key, config in judged.items() if key not in done]
     for config in tqdm(todo, desc=f"check {operator.name}@{nfe}", unit="config", disable=not progress or not todo):
         record({"config": config, **evaluate(prior, operator, check[0], config, nfe, seed, batch_size, swd_weight)})
     best = max(checked, key=lambda e: (e["psnr"] - swd_weight * e["swd"], -e["swd"]))
     # what judging this search costs, replayed configurations included (as tune() counts its own)
-    calls = sum(e["calls"] for e in checked if json.dumps(e["config"], sort_keys=True) in judged)
+    calls = sum(e["calls"] for e in checked if config_key(e["config"]) in judged)
     return {**entry, "config": best["config"], "psnr": best["psnr"], "swd": best["swd"],
             "score": best["psnr"] - swd_weight * best["swd"], "frontier": frontier(checked),
             "search": {**entry["search"], "check": {
